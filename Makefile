@@ -1,0 +1,101 @@
+# cove: one Makefile.
+#   make              build/cove-vmm, build/libcove.a
+#   make check-unit   unit tests (cmocka, no KVM)
+#   make test         install what is missing, unit + integration tests
+#                     (integration runs in the nested-KVM harness when the
+#                     machine has no /dev/kvm)
+#   make fuzz         each fuzz target for FUZZ_SECONDS, corpus kept
+#   make bench        boot benchmark beside QEMU microvm
+#   make SAN=1        ASan/UBSan build
+
+ARCH	?= x86_64
+CC	?= gcc
+BUILD	?= build
+VERSION	:= 0.1.0
+FUZZ_SECONDS ?= 30
+
+WARN	:= -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+	   -Wshadow -Wpointer-arith -Wvla -Werror
+INC	:= -Ivmm -Iarch -Iarch/$(ARCH) -Ivirtio -Idevices
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INC) -MMD -MP -DCOVE_VERSION=\"$(VERSION)\"
+LDLIBS	:= -luring -lpthread
+
+ifeq ($(SAN),1)
+CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS	+= -fsanitize=address,undefined
+endif
+
+LIB_SRCS := $(sort $(wildcard vmm/*.c arch/$(ARCH)/*.c virtio/*.c devices/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+
+UNIT_SUPPORT := $(sort $(wildcard tests/unit/support/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+FUZZ_CC	:= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz-obj/%.o)
+
+.PHONY: all check-unit test integration fuzz bench clean deps shell
+all: $(BUILD)/cove-vmm $(BUILD)/libcove.a
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcove.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/cove-vmm: $(BUILD)/obj/cli/cove_vmm.o $(BUILD)/libcove.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: each tests/unit/test_X.c with the shared support code.
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT) $(BUILD)/libcove.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(BUILD)/libcove.a -lcmocka $(LDLIBS)
+
+check-unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# Fuzz targets: library rebuilt with clang and sanitizers.
+$(BUILD)/fuzz-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread $(INC) $(FUZZ_OBJ_FLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread $(INC) -Itests/unit/support $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+		mkdir -p tests/fuzz/corpus/$$n; \
+		echo "== $$n ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 tests/fuzz/corpus/$$n; done
+
+deps:
+	tests/deps.sh
+
+# Integration tests boot real guests: directly with /dev/kvm, else inside
+# the nested-KVM harness (one L1 boot for the whole suite).
+integration: all
+	tests/integration/run.sh
+
+test: deps
+	$(MAKE) all check-unit
+	$(MAKE) integration
+
+bench: all
+	bench/boot.sh
+
+shell: deps all
+	tests/shell.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/cli/cove_vmm.d $(UNIT_BINS:=.d)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what building and testing cove needs, by Debian package name.
+# Quiet and quick when everything is already there.
+set -euo pipefail
+
+pkgs=(
+	gcc make pkg-config
+	liburing-dev libcmocka-dev
+	clang llvm lld libclang-rt-14-dev	# libFuzzer, sanitizers
+	busybox-static cpio e2fsprogs		# test guests
+	qemu-system-x86 linux-image-amd64 kmod	# nested-KVM harness, bench peer
+	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils	# guest kernel
+	python3 procps
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	# dpkg-query prints "install ok installed" for an installed package
+	if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q >&2
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,2 @@
+# Discard the whole disk; the host file should lose its blocks.
+blkdiscard /dev/vda && echo DISCARD=ok

@@ -1,0 +1,1 @@
+awk '/^MemTotal:/ { print "MEMTOTAL_KB=" $2 }' /proc/meminfo

@@ -1,0 +1,89 @@
+/* Command-line building and size parsing: user input the monitor turns
+ * into guest state. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "arch.h"
+#include "cmdline.h"
+#include "libcove.h"
+
+static void test_cmdline_devices(void **state)
+{
+	struct arch_mmio_dev devs[2] = {
+		{ .base = 0xd0000000, .size = 0x1000, .irq = 5 },
+		{ .base = 0xd0001000, .size = 0x1000, .irq = 6 },
+	};
+	char buf[256];
+	int n;
+
+	(void)state;
+	n = cmdline_build(buf, sizeof(buf), "console=ttyS0", devs, 2);
+	assert_int_equal(n, (int)strlen(buf));
+	assert_string_equal(buf, "console=ttyS0 virtio_mmio.device=4K@0xd0000000:5 "
+			    "virtio_mmio.device=4K@0xd0001000:6");
+	assert_true(cmdline_build(buf, sizeof(buf), "", devs, 1) > 0);
+	assert_string_equal(buf, "virtio_mmio.device=4K@0xd0000000:5");
+	assert_int_equal(cmdline_build(buf, sizeof(buf), NULL, NULL, 0), 0);
+	assert_string_equal(buf, "");
+}
+
+static void test_cmdline_too_long(void **state)
+{
+	struct arch_mmio_dev dev = { .base = 0xd0000000, .size = 0x1000, .irq = 5 };
+	char buf[40];
+
+	(void)state;
+	assert_int_equal(cmdline_build(buf, sizeof(buf), "console=ttyS0 panic=-1", &dev, 1), -E2BIG);
+	assert_string_equal(buf, "");
+	assert_int_equal(cmdline_build(buf, 5, "12345", NULL, 0), -E2BIG);
+	assert_int_equal(cmdline_build(buf, 6, "12345", NULL, 0), 5);
+}
+
+static void test_parse_size(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(cove_parse_size("256", &v), 0);
+	assert_int_equal(v, 256ull << 20);
+	assert_int_equal(cove_parse_size("512M", &v), 0);
+	assert_int_equal(v, 512ull << 20);
+	assert_int_equal(cove_parse_size("2G", &v), 0);
+	assert_int_equal(v, 2ull << 30);
+	assert_int_equal(cove_parse_size("2GiB", &v), 0);
+	assert_int_equal(v, 2ull << 30);
+	assert_int_equal(cove_parse_size("1t", &v), 0);
+	assert_int_equal(v, 1ull << 40);
+	assert_int_equal(cove_parse_size("64k", &v), 0);
+	assert_int_equal(v, 64ull << 10);
+	assert_int_equal(cove_parse_size("4096B", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(cove_parse_size("1MB", &v), 0);
+	assert_int_equal(v, 1ull << 20);
+	assert_int_equal(cove_parse_size("", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("M", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("-1", &v), -EINVAL);
+	assert_int_equal(cove_parse_size(" 1", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("1.5G", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("12Q", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("1GG", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("lots", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("99999999999999999999", &v), -EINVAL);
+	assert_int_equal(cove_parse_size("20000000T", &v), -ERANGE);
+	assert_int_equal(cove_parse_size(NULL, &v), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cmdline_devices),
+		cmocka_unit_test(test_cmdline_too_long),
+		cmocka_unit_test(test_parse_size),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

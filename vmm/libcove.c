@@ -1,0 +1,555 @@
+/* libcove: the public API, assembling a VM from its parts. */
+#include "libcove.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acpi_pm.h"
+#include "boot_timer.h"
+#include "cmdline.h"
+#include "evloop.h"
+#include "i8042.h"
+#include "log.h"
+#include "serial_8250.h"
+#include "vcpu.h"
+#include "virtio_blk.h"
+#include "virtio_dev.h"
+#include "vm.h"
+
+#define CMDLINE_MAX 4096
+#define MIN_MEMORY (64ull << 20)
+
+struct mapped_file {
+	uint8_t *data;
+	size_t len;
+};
+
+struct cove_vm {
+	struct vm vm;
+	struct vcpu vcpus[LAYOUT_MAX_CPUS];
+	struct serial *serial;
+	struct mapped_file kernel, initrd;
+	int console_fd;			/* file console we opened, or -1 */
+	bool started, joined;
+};
+
+static uint64_t process_start_ns;
+
+/* Boot times are measured from the process start; a constructor is the
+ * earliest point we can see, after exec and dynamic linking. */
+__attribute__((constructor)) static void record_process_start(void)
+{
+	process_start_ns = vm_now_ns();
+}
+
+void cove_config_init(struct cove_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->cpus = 1;
+	cfg->memory = 256ull << 20;
+	cfg->console = COVE_CONSOLE_STDIO;
+}
+
+const char *cove_exit_reason_name(enum cove_exit_reason r)
+{
+	switch (r) {
+	case COVE_EXIT_NONE:
+		return "running";
+	case COVE_EXIT_POWEROFF:
+		return "poweroff";
+	case COVE_EXIT_REBOOT:
+		return "reboot";
+	case COVE_EXIT_PANIC:
+		return "panic";
+	case COVE_EXIT_STOPPED:
+		return "stopped";
+	case COVE_EXIT_ERROR:
+		return "error";
+	}
+	return "unknown";
+}
+
+int cove_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		mult = 1ull << 20;	/* a bare number is MiB */
+		break;
+	case 'k': case 'K':
+		mult = 1ull << 10;
+		end++;
+		break;
+	case 'm': case 'M':
+		mult = 1ull << 20;
+		end++;
+		break;
+	case 'g': case 'G':
+		mult = 1ull << 30;
+		end++;
+		break;
+	case 't': case 'T':
+		mult = 1ull << 40;
+		end++;
+		break;
+	case 'b': case 'B':
+		mult = 1;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (mult > 1 && (!strcmp(end, "iB") || !strcmp(end, "ib")))
+		end += 2;
+	else if (!strcmp(end, "B") || !strcmp(end, "b"))
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+static int map_file(const char *what, const char *path, struct mapped_file *f)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return cove_fail(-errno, "%s %s: %s", what, path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return cove_fail(-EINVAL, "%s %s: not a regular file", what, path);
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return cove_fail(-EINVAL, "%s %s: file is empty", what, path);
+	}
+	f->data = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (f->data == MAP_FAILED) {
+		f->data = NULL;
+		return cove_fail(-errno, "%s %s: mmap: %s", what, path, strerror(errno));
+	}
+	f->len = st.st_size;
+	return 0;
+}
+
+static void unmap_file(struct mapped_file *f)
+{
+	if (f->data)
+		munmap(f->data, f->len);
+	f->data = NULL;
+}
+
+static int open_kvm(struct vm *vm)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} caps[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
+		{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+	};
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int err = errno;
+		if (err == ENOENT)
+			return cove_fail(-err, "/dev/kvm: %s (is the kvm module loaded? "
+					 "modprobe kvm_intel or kvm_amd; in a VM, enable nested "
+					 "virtualization)", strerror(err));
+		if (err == EACCES || err == EPERM)
+			return cove_fail(-err, "/dev/kvm: %s (are you in group kvm? "
+					 "sudo usermod -aG kvm $USER, then log in again)", strerror(err));
+		return cove_fail(-err, "/dev/kvm: %s", strerror(err));
+	}
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+		return cove_fail(-EINVAL, "/dev/kvm: unsupported KVM API version");
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+			return cove_fail(-ENOTSUP, "/dev/kvm: the kernel lacks %s", caps[i].name);
+	for (;;) {
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+		if (vm->vm_fd >= 0 || errno != EINTR)
+			break;
+	}
+	if (vm->vm_fd < 0)
+		return cove_fail(-errno, "KVM_CREATE_VM: %s", strerror(errno));
+	return 0;
+}
+
+static int map_memory(struct vm *vm, uint64_t size)
+{
+	int err = gm_alloc(&vm->mem, size);
+
+	if (err < 0)
+		return cove_fail(err, "guest memory of %" PRIu64 " MiB: %s", size >> 20, strerror(-err));
+	for (int i = 0; i < vm->mem.nregions; i++) {
+		const struct gm_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region region = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->hva,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+			return cove_fail(-errno, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static int check_config(const struct cove_config *cfg)
+{
+	if (!cfg->kernel)
+		return cove_fail(-EINVAL, "no kernel given");
+	if (cfg->cpus < 1 || cfg->cpus > LAYOUT_MAX_CPUS)
+		return cove_fail(-EINVAL, "cpus must be between 1 and %d", LAYOUT_MAX_CPUS);
+	if (cfg->memory < MIN_MEMORY)
+		return cove_fail(-EINVAL, "memory must be at least %llu MiB", MIN_MEMORY >> 20);
+	if (cfg->memory % 4096)
+		return cove_fail(-EINVAL, "memory must be a multiple of 4 KiB");
+	if (cfg->ndisks < 0 || cfg->ndisks > COVE_MAX_DISKS)
+		return cove_fail(-EINVAL, "at most %d disks", COVE_MAX_DISKS);
+	if (cfg->console == COVE_CONSOLE_FILE && !cfg->console_path)
+		return cove_fail(-EINVAL, "console file not given");
+	return 0;
+}
+
+static int setup_console(struct cove_vm *cv, const struct cove_config *cfg)
+{
+	int out_fd = -1, in_fd = -1;
+
+	cv->console_fd = -1;
+	switch (cfg->console) {
+	case COVE_CONSOLE_STDIO:
+		out_fd = STDOUT_FILENO;
+		in_fd = STDIN_FILENO;
+		break;
+	case COVE_CONSOLE_FILE:
+		cv->console_fd = open(cfg->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (cv->console_fd < 0)
+			return cove_fail(-errno, "console %s: %s", cfg->console_path, strerror(errno));
+		out_fd = cv->console_fd;
+		break;
+	case COVE_CONSOLE_NONE:
+		break;
+	}
+	return serial_create(&cv->vm, out_fd, in_fd, &cv->serial);
+}
+
+static int load_guest(struct cove_vm *cv, const struct cove_config *cfg)
+{
+	struct vm *vm = &cv->vm;
+	enum arch_kernel_format fmt;
+	char cmdline[CMDLINE_MAX];
+	int err;
+
+	err = arch_kernel_probe(cv->kernel.data, cv->kernel.len, &fmt);
+	if (err < 0)
+		return err;
+	err = cmdline_build(cmdline, sizeof(cmdline), cfg->cmdline, vm->vdev_slots, vm->nvdevs);
+	if (err < 0)
+		return err;
+	struct arch_load_args a = {
+		.kernel = cv->kernel.data,
+		.kernel_len = cv->kernel.len,
+		.initrd = cv->initrd.data,
+		.initrd_len = cv->initrd.len,
+		.cmdline = cmdline,
+		.ncpus = vm->ncpus,
+		.devs = vm->vdev_slots,
+		.ndevs = vm->nvdevs,
+	};
+	return arch_load(&vm->mem, &a, &vm->boot);
+}
+
+int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
+{
+	struct cove_vm *cv;
+	struct vm *vm;
+	int err;
+
+	cove_clear_error();
+	err = check_config(cfg);
+	if (err < 0)
+		return err;
+	cv = calloc(1, sizeof(*cv));
+	if (!cv)
+		return cove_fail(-ENOMEM, "out of memory");
+	vm = &cv->vm;
+	vm->kvm_fd = vm->vm_fd = vm->done_fd = cv->console_fd = -1;
+	vm->start_ns = process_start_ns;
+	vm->times.process_start_to_create = vm_now_ns() - process_start_ns;
+	vm->ncpus = cfg->cpus;
+	vm->vcpus = cv->vcpus;
+	for (int i = 0; i < LAYOUT_MAX_CPUS; i++)
+		cv->vcpus[i].fd = -1;
+
+	/* Cheap checks of the user's files first, before any KVM work. */
+	err = map_file("kernel", cfg->kernel, &cv->kernel);
+	if (err < 0)
+		goto fail;
+	if (cfg->initrd) {
+		err = map_file("initrd", cfg->initrd, &cv->initrd);
+		if (err < 0)
+			goto fail;
+		if (cv->initrd.len >= cfg->memory) {
+			err = cove_fail(-E2BIG, "initrd %s (%zu MiB) is larger than guest memory (%" PRIu64 " MiB)",
+					cfg->initrd, cv->initrd.len >> 20, cfg->memory >> 20);
+			goto fail;
+		}
+	}
+	vm->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->done_fd < 0) {
+		err = cove_fail(-errno, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	err = vcpu_init_signals();
+	if (err < 0)
+		goto fail;
+	err = open_kvm(vm);
+	if (err < 0)
+		goto fail;
+	err = arch_vm_init(vm->kvm_fd, vm->vm_fd);
+	if (err < 0)
+		goto fail;
+	err = map_memory(vm, cfg->memory);
+	if (err < 0)
+		goto fail;
+	err = evloop_create(&vm->loop);
+	if (err < 0)
+		goto fail;
+
+	err = setup_console(cv, cfg);
+	if (err < 0)
+		goto fail;
+	err = i8042_create(vm);
+	if (err < 0)
+		goto fail;
+	err = boot_timer_create(vm);
+	if (err < 0)
+		goto fail;
+	err = acpi_pm_create(vm);
+	if (err < 0)
+		goto fail;
+	for (int i = 0; i < cfg->ndisks; i++) {
+		struct virtio_dev *d;
+		err = vblk_create(vm, cfg->disks[i].path, cfg->disks[i].readonly, &d);
+		if (err < 0)
+			goto fail;
+	}
+
+	err = load_guest(cv, cfg);
+	if (err < 0)
+		goto fail;
+	for (int i = 0; i < vm->ncpus; i++) {
+		err = vcpu_create(vm, &cv->vcpus[i], i);
+		if (err < 0)
+			goto fail;
+	}
+	*out = cv;
+	return 0;
+
+fail:
+	{
+		/* Keep the first failure's message across the cleanup. */
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", cove_last_error());
+		cove_vm_destroy(cv);
+		return cove_fail(err, "%s", msg[0] ? msg : strerror(-err));
+	}
+}
+
+static void loop_failed(void *arg, int err)
+{
+	vm_request_exit(arg, COVE_EXIT_ERROR, err);
+}
+
+int cove_vm_start(struct cove_vm *cv)
+{
+	struct vm *vm = &cv->vm;
+	int err;
+
+	if (cv->started)
+		return cove_fail(-EALREADY, "VM already started");
+	err = evloop_start(vm->loop, loop_failed, vm);
+	if (err < 0)
+		return err;
+	cv->started = true;
+	for (int i = 0; i < vm->ncpus; i++) {
+		err = vcpu_start(&cv->vcpus[i]);
+		if (err < 0) {
+			vm_request_exit(vm, COVE_EXIT_ERROR, err);
+			return err;
+		}
+	}
+	return 0;
+}
+
+int cove_vm_fd(const struct cove_vm *cv)
+{
+	return cv->vm.done_fd;
+}
+
+static void join_all(struct cove_vm *cv)
+{
+	if (!cv->started || cv->joined)
+		return;
+	for (int i = 0; i < cv->vm.ncpus; i++)
+		if (cv->vcpus[i].started) {
+			pthread_join(cv->vcpus[i].thread, NULL);
+			cv->vcpus[i].started = false;
+		}
+	evloop_join(cv->vm.loop);
+	cv->joined = true;
+}
+
+int cove_vm_wait(struct cove_vm *cv, struct cove_exit *ex)
+{
+	struct pollfd p = { .fd = cv->vm.done_fd, .events = POLLIN };
+
+	if (!cv->started)
+		return cove_fail(-EINVAL, "VM not started");
+	while (!__atomic_load_n(&cv->vm.exit_reason, __ATOMIC_ACQUIRE))
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return cove_fail(-errno, "poll: %s", strerror(errno));
+	join_all(cv);
+	if (ex) {
+		ex->reason = cv->vm.exit_reason;
+		ex->status = cv->vm.exit_status;
+	}
+	return 0;
+}
+
+void cove_vm_stop(struct cove_vm *cv)
+{
+	vm_request_exit(&cv->vm, COVE_EXIT_STOPPED, 0);
+}
+
+void cove_vm_times(const struct cove_vm *cv, struct cove_boot_times *t)
+{
+	*t = cv->vm.times;
+}
+
+static void json_time(FILE *f, const char *key, uint64_t ns)
+{
+	if (ns)
+		fprintf(f, "\"%s\":%.3f,", key, ns / 1e6);
+	else
+		fprintf(f, "\"%s\":null,", key);
+}
+
+int cove_vm_write_metrics(struct cove_vm *cv, int fd)
+{
+	struct vm *vm = &cv->vm;
+	struct rusage ru;
+	uint64_t exits[VCPU_EXIT_REASONS] = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int err = 0;
+
+	if (!f)
+		return -ENOMEM;
+	getrusage(RUSAGE_SELF, &ru);
+	fprintf(f, "{\"exit_reason\":\"%s\",", cove_exit_reason_name(vm->exit_reason));
+	json_time(f, "create_ms", vm->times.process_start_to_create);
+	json_time(f, "first_kvm_run_ms", vm->times.first_kvm_run);
+	json_time(f, "boot_timer_ms", vm->times.boot_timer);
+	json_time(f, "exit_ms", vm->times.exit);
+	fprintf(f, "\"cpus\":%d,\"memory_mib\":%" PRIu64 ",\"peak_rss_kib\":%ld,\"exits\":{",
+		vm->ncpus, vm->mem.total >> 20, ru.ru_maxrss);
+	for (int i = 0; i < vm->ncpus; i++)
+		for (int r = 0; r < VCPU_EXIT_REASONS; r++)
+			exits[r] += cv->vcpus[i].exits[r];
+	const char *sep = "";
+	for (int r = 0; r < VCPU_EXIT_REASONS; r++) {
+		if (!exits[r])
+			continue;
+		const char *name = vcpu_exit_name(r);
+		if (name)
+			fprintf(f, "%s\"%s\":%" PRIu64, sep, name, exits[r]);
+		else
+			fprintf(f, "%s\"exit_%d\":%" PRIu64, sep, r, exits[r]);
+		sep = ",";
+	}
+	fprintf(f, "},\"unhandled_mmio\":%" PRIu64 ",\"unhandled_pio\":%" PRIu64 ",\"devices\":{",
+		vm->mmio.unhandled, vm->pio.unhandled);
+	for (int i = 0; i < vm->nvdevs; i++) {
+		const struct virtio_dev *d = vm->vdevs[i];
+		fprintf(f, "%s\"%s\":{\"requests\":%" PRIu64 ",\"errors\":%" PRIu64
+			",\"guest_errors\":%" PRIu64 "}", i ? "," : "", d->name,
+			d->stats.requests, d->stats.errors, d->stats.guest_errors);
+	}
+	fprintf(f, "}}\n");
+	fclose(f);
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, buf + off, len - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		off += n;
+	}
+	free(buf);
+	return err;
+}
+
+void cove_vm_destroy(struct cove_vm *cv)
+{
+	struct vm *vm;
+
+	if (!cv)
+		return;
+	vm = &cv->vm;
+	if (cv->started && !cv->joined) {
+		vm_request_exit(vm, COVE_EXIT_STOPPED, 0);
+		join_all(cv);
+	}
+	for (int i = 0; i < LAYOUT_MAX_CPUS; i++)
+		if (cv->vcpus[i].fd >= 0)
+			vcpu_destroy(&cv->vcpus[i]);
+	for (int i = 0; i < vm->nvdevs; i++)
+		virtio_mmio_detach(vm, vm->vdevs[i]);
+	serial_destroy(cv->serial);
+	evloop_destroy(vm->loop);
+	gm_free(&vm->mem);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->done_fd >= 0)
+		close(vm->done_fd);
+	if (cv->console_fd >= 0)
+		close(cv->console_fd);
+	unmap_file(&cv->kernel);
+	unmap_file(&cv->initrd);
+	free(cv);
+}

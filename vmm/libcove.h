@@ -1,0 +1,109 @@
+/* libcove: a KVM microVM in your process.
+ *
+ *	struct cove_config cfg;
+ *	cove_config_init(&cfg);
+ *	cfg.kernel = "bzImage"; cfg.cmdline = "console=ttyS0";
+ *	struct cove_vm *vm;
+ *	if (cove_vm_create(&cfg, &vm) < 0) puts(cove_last_error());
+ *	cove_vm_start(vm);                  // returns at once
+ *	poll on cove_vm_fd(vm), or cove_vm_wait(vm, &exit);
+ *	cove_vm_destroy(vm);
+ *
+ * Functions return 0 or a negative errno; on failure cove_last_error()
+ * says why in one line for a person. */
+#ifndef LIBCOVE_H
+#define LIBCOVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define COVE_MAX_DISKS 8
+
+enum cove_console {
+	COVE_CONSOLE_STDIO,	/* output to stdout, input from stdin */
+	COVE_CONSOLE_FILE,	/* output appended to console_path, no input */
+	COVE_CONSOLE_NONE,
+};
+
+struct cove_disk {
+	const char *path;
+	bool readonly;
+};
+
+struct cove_config {
+	const char *kernel;		/* bzImage or ELF vmlinux with PVH note */
+	const char *initrd;		/* optional */
+	const char *cmdline;		/* kernel command line; devices are appended */
+	int cpus;			/* 1..LAYOUT_MAX_CPUS */
+	uint64_t memory;		/* bytes */
+	struct cove_disk disks[COVE_MAX_DISKS];
+	int ndisks;
+	enum cove_console console;
+	const char *console_path;	/* COVE_CONSOLE_FILE */
+};
+
+enum cove_exit_reason {
+	COVE_EXIT_NONE = 0,		/* still running */
+	COVE_EXIT_POWEROFF,		/* guest powered off (ACPI S5) */
+	COVE_EXIT_REBOOT,		/* guest rebooted (i8042 reset, triple fault) */
+	COVE_EXIT_PANIC,		/* guest reported a panic (pvpanic) */
+	COVE_EXIT_STOPPED,		/* cove_vm_stop() */
+	COVE_EXIT_ERROR,		/* the monitor failed; see status */
+};
+
+/* Times in ns since the monitor process started (0 = not reached). */
+struct cove_boot_times {
+	uint64_t process_start_to_create;
+	uint64_t first_kvm_run;		/* first KVM_RUN of vCPU 0 */
+	uint64_t boot_timer;		/* guest wrote the boot-timer magic */
+	uint64_t exit;			/* VM ended */
+};
+
+struct cove_exit {
+	enum cove_exit_reason reason;
+	int status;			/* -errno for COVE_EXIT_ERROR */
+};
+
+struct cove_vm;
+
+/* Defaults: 1 CPU, 256 MiB, console on stdio, no disks. */
+void cove_config_init(struct cove_config *cfg);
+
+/* Open /dev/kvm, check the config, allocate memory, load the kernel and
+ * create the devices. Nothing runs yet. 0 or -errno (cove_last_error()). */
+int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out);
+
+/* Start the vCPU and event-loop threads; returns at once. */
+int cove_vm_start(struct cove_vm *vm);
+
+/* An fd that becomes readable when the VM has ended. */
+int cove_vm_fd(const struct cove_vm *vm);
+
+/* Block until the VM ends, then join its threads. 0 or -errno. */
+int cove_vm_wait(struct cove_vm *vm, struct cove_exit *ex);
+
+/* Force the VM to end now (COVE_EXIT_STOPPED). Any thread. */
+void cove_vm_stop(struct cove_vm *vm);
+
+/* Times so far. Any thread. */
+void cove_vm_times(const struct cove_vm *vm, struct cove_boot_times *t);
+
+/* Write the metrics JSON object (boot times, exits by reason, peak RSS,
+ * per-device counters) to fd. After cove_vm_wait. */
+int cove_vm_write_metrics(struct cove_vm *vm, int fd);
+
+/* Stop (if needed), join, and free everything. NULL is fine. */
+void cove_vm_destroy(struct cove_vm *vm);
+
+/* Parse a memory size: a bare number is MiB ("256"), or a number with a
+ * suffix K, M, G, T (optionally followed by "iB" or "B"), or "B" for bytes.
+ * 0, -EINVAL for anything else, -ERANGE on overflow. Pure. */
+int cove_parse_size(const char *s, uint64_t *out);
+
+/* Why the last call on this thread failed, for a person. */
+const char *cove_last_error(void);
+
+/* "poweroff", "reboot", … */
+const char *cove_exit_reason_name(enum cove_exit_reason r);
+
+#endif
