@@ -53,6 +53,7 @@ struct arch_load_args {
 	int ncpus;
 	const struct arch_mmio_dev *devs;
 	int ndevs;
+	bool acpi;		/* write ACPI tables (the MP table is always there) */
 };
 
 /* Recognise the kernel image format without loading it: 0 with *fmt set,

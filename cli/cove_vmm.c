@@ -34,6 +34,9 @@ static const char usage[] =
 "  --disk PATH[,ro]     a virtio-blk disk backed by a file or block device;\n"
 "                       repeat for more (up to 8); ,ro makes it read-only\n"
 "  --console MODE       stdio (default; Ctrl-A x quits), file:PATH, or none\n"
+"  --no-acpi            no ACPI tables: the guest finds its CPUs in the MP table\n"
+"                       and its devices on the command line (for kernels built\n"
+"                       without ACPI; implied by acpi=off in --cmdline)\n"
 "  --metrics FILE|-     write a JSON object of boot times, exit counts, peak RSS\n"
 "                       and device counters at exit (- for stdout)\n"
 "  -h, --help           this text\n"
@@ -146,7 +149,7 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
-       OPT_CONSOLE, OPT_METRICS, OPT_VERSION };
+       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION };
 
 int main(int argc, char **argv)
 {
@@ -159,6 +162,7 @@ int main(int argc, char **argv)
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
+		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
@@ -206,6 +210,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_METRICS:
 			metrics = optarg;
+			break;
+		case OPT_NO_ACPI:
+			cfg.no_acpi = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);

@@ -71,6 +71,8 @@ struct vblk {
 	uint64_t capacity;		/* sectors */
 	uint8_t config[VBLK_CONFIG_SIZE];
 	struct vblk_req inflight;	/* list head */
+	unsigned nactive;		/* in flight and not orphaned */
+	bool stalled;			/* stopped popping at the in-flight limit */
 	struct vblk_req *free_reqs;
 	unsigned log_budget;
 };
@@ -189,6 +191,7 @@ static void req_put(struct vblk_req *r)
 
 static void list_add(struct vblk *b, struct vblk_req *r)
 {
+	b->nactive++;
 	r->next = b->inflight.next;
 	r->prev = &b->inflight;
 	b->inflight.next->prev = r;
@@ -221,15 +224,23 @@ static void req_finish(struct vblk_req *r, uint8_t status)
 		__atomic_fetch_add(&d->stats.errors, 1, __ATOMIC_RELAXED);
 }
 
+static void vblk_queue_notify(struct virtio_dev *d, uint32_t q);
+
 /* An asynchronous request finished (or failed): answer, notify, recycle. */
 static void req_complete(struct vblk_req *r, uint8_t status)
 {
 	struct vblk *b = r->blk;
+	uint16_t q = r->q;
 
 	list_del(b, r);
+	b->nactive--;
 	req_finish(r, status);
-	virtio_dev_notify(&b->dev, &b->dev.vqs[r->q]);
+	virtio_dev_notify(&b->dev, &b->dev.vqs[q]);
 	req_put(r);
+	if (b->stalled) {
+		b->stalled = false;
+		vblk_queue_notify(&b->dev, q);
+	}
 }
 
 /* Completion of a request the reset orphaned: it must not touch guest
@@ -537,9 +548,17 @@ static void vblk_queue_notify(struct virtio_dev *d, uint32_t q)
 	bool answered = false;
 
 	for (;;) {
-		struct vblk_req *r = req_get(b);
+		struct vblk_req *r;
 		int got;
 
+		/* A driver has at most a queue's worth of requests out; one
+		 * that republishes heads early must not make us allocate
+		 * without bound. Go on when one completes. */
+		if (b->nactive >= vq->size) {
+			b->stalled = true;
+			break;
+		}
+		r = req_get(b);
 		if (!r) {
 			/* Out of memory: the rest waits for the next kick or completion. */
 			log_ratelimited(&b->log_budget, d->name, "out of memory for requests");
@@ -587,6 +606,8 @@ static void vblk_reset(struct virtio_dev *d)
 	 * requests orphaned and only recycle them. */
 	for (struct vblk_req *r = b->inflight.next; r != &b->inflight; r = r->next)
 		r->orphan = true;
+	b->nactive = 0;
+	b->stalled = false;
 }
 
 static void vblk_destroy(struct virtio_dev *d)

@@ -33,7 +33,7 @@ struct evloop;
 struct virtio_dev;
 
 struct virtio_dev_ops {
-	const char *kind;		/* "blk": names are kind + index */
+	const char *kind;		/* "blk": the transport names it "v" + kind + index, "vblk0" */
 	uint32_t device_id;		/* virtio device ID (2 = block) */
 	uint32_t num_queues;
 	uint16_t queue_max;		/* largest queue size offered */

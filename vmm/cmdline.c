@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "arch.h"
 #include "log.h"
@@ -32,4 +33,18 @@ int cmdline_build(char *out, size_t size, const char *user,
 too_long:
 	out[0] = '\0';
 	return cove_fail(-E2BIG, "kernel command line is longer than %zu bytes", size - 1);
+}
+
+bool cmdline_has_word(const char *cmdline, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = cmdline; p && *p;) {
+		p += strspn(p, " \t");
+		size_t len = strcspn(p, " \t");
+		if (len == n && !strncmp(p, word, n))
+			return true;
+		p += len;
+	}
+	return false;
 }

@@ -2,6 +2,7 @@
 #ifndef COVE_CMDLINE_H
 #define COVE_CMDLINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct arch_mmio_dev;
@@ -12,5 +13,9 @@ struct arch_mmio_dev;
  * fit in `size` bytes including the NUL. Pure; any thread. */
 int cmdline_build(char *out, size_t size, const char *user,
 		  const struct arch_mmio_dev *devs, int ndevs);
+
+/* True when the whitespace-separated command line contains `word` as a
+ * whole word (NULL cmdline: false). Pure. */
+bool cmdline_has_word(const char *cmdline, const char *word);
 
 #endif

@@ -26,6 +26,7 @@
 #include "vcpu.h"
 #include "virtio_blk.h"
 #include "virtio_dev.h"
+#include "virtio_mmio.h"
 #include "vm.h"
 
 #define CMDLINE_MAX 4096
@@ -272,7 +273,11 @@ static int load_guest(struct cove_vm *cv, const struct cove_config *cfg)
 	err = arch_kernel_probe(cv->kernel.data, cv->kernel.len, &fmt);
 	if (err < 0)
 		return err;
-	err = cmdline_build(cmdline, sizeof(cmdline), cfg->cmdline, vm->vdev_slots, vm->nvdevs);
+	/* Devices are described once: in the DSDT, or on the command line for
+	 * kernels that do not read ACPI (twice, the second probe fails). */
+	bool acpi = !cfg->no_acpi && !cmdline_has_word(cfg->cmdline, "acpi=off");
+	err = cmdline_build(cmdline, sizeof(cmdline), cfg->cmdline, vm->vdev_slots,
+			    acpi ? 0 : vm->nvdevs);
 	if (err < 0)
 		return err;
 	struct arch_load_args a = {
@@ -284,6 +289,7 @@ static int load_guest(struct cove_vm *cv, const struct cove_config *cfg)
 		.ncpus = vm->ncpus,
 		.devs = vm->vdev_slots,
 		.ndevs = vm->nvdevs,
+		.acpi = acpi,
 	};
 	return arch_load(&vm->mem, &a, &vm->boot);
 }

@@ -40,6 +40,10 @@ struct cove_config {
 	int ndisks;
 	enum cove_console console;
 	const char *console_path;	/* COVE_CONSOLE_FILE */
+	/* Describe the platform with ACPI (default). Without it, or when the
+	 * command line says acpi=off, the guest gets the MP table and
+	 * virtio_mmio.device= entries on its command line instead. */
+	bool no_acpi;
 };
 
 enum cove_exit_reason {

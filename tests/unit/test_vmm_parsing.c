@@ -44,6 +44,19 @@ static void test_cmdline_too_long(void **state)
 	assert_int_equal(cmdline_build(buf, 6, "12345", NULL, 0), 5);
 }
 
+static void test_cmdline_has_word(void **state)
+{
+	(void)state;
+	assert_true(cmdline_has_word("console=ttyS0 acpi=off quiet", "acpi=off"));
+	assert_true(cmdline_has_word("acpi=off", "acpi=off"));
+	assert_true(cmdline_has_word("  acpi=off\t", "acpi=off"));
+	assert_false(cmdline_has_word("xacpi=off", "acpi=off"));
+	assert_false(cmdline_has_word("acpi=offx", "acpi=off"));
+	assert_false(cmdline_has_word("acpi=of", "acpi=off"));
+	assert_false(cmdline_has_word("", "acpi=off"));
+	assert_false(cmdline_has_word(NULL, "acpi=off"));
+}
+
 static void test_parse_size(void **state)
 {
 	uint64_t v;
@@ -83,6 +96,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cmdline_devices),
 		cmocka_unit_test(test_cmdline_too_long),
+		cmocka_unit_test(test_cmdline_has_word),
 		cmocka_unit_test(test_parse_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
