@@ -22,7 +22,8 @@ static const char usage[] =
 "\n"
 "Boot a Linux kernel in a KVM microVM. The process ends when the guest\n"
 "powers off, reboots or panics (status 0, and a line saying which), or on\n"
-"SIGINT/SIGTERM; a monitor error exits with status 1.\n"
+"SIGINT/SIGTERM or the control API's stop; a monitor error exits with\n"
+"status 1.\n"
 "\n"
 "Options:\n"
 "  --kernel PATH        bzImage, or uncompressed ELF vmlinux with a PVH entry note\n"
@@ -39,6 +40,9 @@ static const char usage[] =
 "                       without ACPI; implied by acpi=off in --cmdline)\n"
 "  --metrics FILE|-     write a JSON object of boot times, exit counts, peak RSS\n"
 "                       and device counters at exit (- for stdout)\n"
+"  --api SOCKET         serve the control API on a unix socket (mode 0600):\n"
+"                       one JSON object per line, e.g. {\"op\":\"status\"}; ops\n"
+"                       status, pause, resume, stop, metrics (see README.md)\n"
 "  -h, --help           this text\n"
 "  --version            print the version\n";
 
@@ -53,9 +57,22 @@ static void restore_tty(void)
 	}
 }
 
+/* Even a crash must not leave the user's terminal raw. */
+static void fatal_signal(int sig)
+{
+	if (tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void make_tty_raw(void)
 {
+	static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGQUIT };
 	struct termios raw;
+
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		signal(fatal[i], fatal_signal);
 
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty) < 0)
 		return;
@@ -149,7 +166,7 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
-       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION };
+       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API };
 
 int main(int argc, char **argv)
 {
@@ -163,6 +180,7 @@ int main(int argc, char **argv)
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
+		{ "api", required_argument, NULL, OPT_API },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
@@ -170,7 +188,7 @@ int main(int argc, char **argv)
 	struct cove_config cfg;
 	struct cove_vm *vm;
 	struct cove_exit ex;
-	const char *metrics = NULL;
+	const char *metrics = NULL, *api = NULL;
 	sigset_t sigs;
 	long n;
 	int c, sfd;
@@ -214,6 +232,11 @@ int main(int argc, char **argv)
 		case OPT_NO_ACPI:
 			cfg.no_acpi = true;
 			break;
+		case OPT_API:
+			if (!*optarg)
+				die("--api needs a socket path");
+			api = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -243,6 +266,8 @@ int main(int argc, char **argv)
 		die("signalfd: %s", strerror(errno));
 
 	if (cove_vm_create(&cfg, &vm) < 0)
+		die("%s", cove_last_error());
+	if (api && cove_vm_serve_api(vm, api) < 0)
 		die("%s", cove_last_error());
 	if (cfg.console == COVE_CONSOLE_STDIO)
 		make_tty_raw();

@@ -20,7 +20,7 @@ static void bt_write(void *opaque, uint64_t off, const void *data, uint32_t len)
 	(void)len;
 	if (off != 0 || *(const uint8_t *)data != BOOT_TIMER_MAGIC)
 		return;
-	t = vm_now_ns() - vm->start_ns + vm->times.process_start_to_create;
+	t = vm_now_ns() - vm->start_ns;
 	/* The first write counts; later ones (a second init) do not. */
 	uint64_t zero = 0;
 	__atomic_compare_exchange_n(&vm->times.boot_timer, &zero, t, false,

@@ -30,6 +30,7 @@
 #define IIR_RDI  0x04
 #define IIR_FIFO 0xc0
 #define LCR_DLAB 0x80
+#define MCR_OUT2 0x08	/* gates the IRQ line on a PC: set when the port opens */
 #define MCR_LOOP 0x10
 #define LSR_DR   0x01
 #define LSR_THRE 0x20
@@ -38,7 +39,8 @@
 #define MSR_DSR  0x20
 #define MSR_CTS  0x10
 
-#define RX_SIZE 4096
+#define RX_SIZE 4096	/* input held for the guest */
+#define FIFO_SIZE 16	/* what the guest sees of it at a time, as a 16550A */
 #define CTRL_A 0x01
 
 struct serial {
@@ -50,15 +52,19 @@ struct serial {
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
 	bool thr_int;		/* THR-empty interrupt pending until IIR read */
 	int irq_level;
+	/* Input waits in rx; the first rx_fifo bytes of it are in the UART's
+	 * FIFO, visible to the guest. Bytes enter the FIFO only while the
+	 * guest listens (port opened: OUT2 and RDI), so the FIFO clears of
+	 * the driver's probe and start-up lose nothing typed early. */
 	uint8_t rx[RX_SIZE];
-	unsigned rx_head, rx_len;
+	unsigned rx_head, rx_len, rx_fifo;
 	bool escape;		/* last input byte was Ctrl-A */
 };
 
 /* Caller holds the lock. */
 static void update_irq(struct serial *s)
 {
-	int level = ((s->ier & IER_RDI) && s->rx_len) || ((s->ier & IER_THRI) && s->thr_int);
+	int level = ((s->ier & IER_RDI) && s->rx_fifo) || ((s->ier & IER_THRI) && s->thr_int);
 
 	if (level == s->irq_level)
 		return;
@@ -71,7 +77,7 @@ static uint8_t iir(const struct serial *s)
 {
 	uint8_t fifo = (s->fcr & 1) ? IIR_FIFO : 0;
 
-	if ((s->ier & IER_RDI) && s->rx_len)
+	if ((s->ier & IER_RDI) && s->rx_fifo)
 		return IIR_RDI | fifo;
 	if ((s->ier & IER_THRI) && s->thr_int)
 		return IIR_THRI | fifo;
@@ -85,6 +91,15 @@ static void emit(struct serial *s, uint8_t c)
 	/* A slow reader of the console slows the guest, like a real UART. */
 	while (write(s->out_fd, &c, 1) < 0 && errno == EINTR)
 		;
+}
+
+/* Move waiting input into the FIFO while the guest listens. */
+static void rx_fill(struct serial *s)
+{
+	bool listening = (s->ier & IER_RDI) && (s->mcr & MCR_OUT2) && !(s->mcr & MCR_LOOP);
+
+	if (listening)
+		s->rx_fifo = s->rx_len < FIFO_SIZE ? s->rx_len : FIFO_SIZE;
 }
 
 static void rx_push(struct serial *s, uint8_t c)
@@ -105,10 +120,11 @@ static void serial_read(void *opaque, uint64_t off, void *data, uint32_t len)
 	case UART_RBR:
 		if (s->lcr & LCR_DLAB) {
 			v = s->dll;
-		} else if (s->rx_len) {
+		} else if (s->rx_fifo) {
 			v = s->rx[s->rx_head];
 			s->rx_head = (s->rx_head + 1) % RX_SIZE;
 			s->rx_len--;
+			s->rx_fifo--;
 		}
 		break;
 	case UART_IER:
@@ -126,7 +142,7 @@ static void serial_read(void *opaque, uint64_t off, void *data, uint32_t len)
 		v = s->mcr;
 		break;
 	case UART_LSR:
-		v = LSR_THRE | LSR_TEMT | (s->rx_len ? LSR_DR : 0);
+		v = LSR_THRE | LSR_TEMT | (s->rx_fifo ? LSR_DR : 0);
 		break;
 	case UART_MSR:
 		v = (s->mcr & MCR_LOOP) ? 0 : (MSR_DCD | MSR_DSR | MSR_CTS);
@@ -135,6 +151,7 @@ static void serial_read(void *opaque, uint64_t off, void *data, uint32_t len)
 		v = s->scr;
 		break;
 	}
+	rx_fill(s);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	memset(data, 0, len);
@@ -153,9 +170,9 @@ static void serial_write(void *opaque, uint64_t off, const void *data, uint32_t 
 		if (s->lcr & LCR_DLAB) {
 			s->dll = v;
 		} else {
-			if (s->mcr & MCR_LOOP)
-				rx_push(s, v);
-			else
+			/* In loopback mode the byte goes nowhere: Linux's probe
+			 * only checks the modem lines. */
+			if (!(s->mcr & MCR_LOOP))
 				emit(s, v);
 			/* Transmission is instant: THR is empty again. */
 			s->thr_int = true;
@@ -173,9 +190,10 @@ static void serial_write(void *opaque, uint64_t off, const void *data, uint32_t 
 		break;
 	case UART_IIR:
 		s->fcr = v;
-		if (v & 0x02) {		/* clear receive FIFO */
-			s->rx_head = 0;
-			s->rx_len = 0;
+		if (v & 0x02) {		/* clear receive FIFO: only what is in it */
+			s->rx_head = (s->rx_head + s->rx_fifo) % RX_SIZE;
+			s->rx_len -= s->rx_fifo;
+			s->rx_fifo = 0;
 		}
 		break;
 	case UART_LCR:
@@ -188,6 +206,7 @@ static void serial_write(void *opaque, uint64_t off, const void *data, uint32_t 
 		s->scr = v;
 		break;
 	}
+	rx_fill(s);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -228,6 +247,7 @@ static void input_cb(struct evloop_watch *w, uint32_t revents)
 		}
 		rx_push(s, buf[i]);
 	}
+	rx_fill(s);
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -243,7 +263,7 @@ int serial_create(struct vm *vm, int out_fd, int in_fd, struct serial **out)
 	s->out_fd = out_fd;
 	s->in_fd = in_fd;
 	s->lcr = 0x03;		/* 8N1 */
-	s->mcr = 0x08;		/* OUT2 */
+	s->mcr = 0;		/* reset value: the guest's driver sets OUT2 when it opens the port */
 	s->dll = 0x0c;		/* 9600 baud */
 	pthread_mutex_init(&s->lock, NULL);
 	err = bus_register(&vm->pio, LAYOUT_COM1_PORT, 8, &serial_ops, s);

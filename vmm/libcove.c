@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "acpi_pm.h"
+#include "api.h"
 #include "boot_timer.h"
 #include "cmdline.h"
 #include "evloop.h"
@@ -44,6 +45,8 @@ struct cove_vm {
 	struct mapped_file kernel, initrd;
 	int console_fd;			/* file console we opened, or -1 */
 	bool started, joined;
+	uint64_t started_ns;		/* monotonic, at cove_vm_start */
+	struct api_server *api;		/* cove_vm_serve_api, or NULL */
 };
 
 static uint64_t process_start_ns;
@@ -307,6 +310,11 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 	cv = calloc(1, sizeof(*cv));
 	if (!cv)
 		return cove_fail(-ENOMEM, "out of memory");
+	err = vm_pause_init(&cv->vm);
+	if (err < 0) {
+		free(cv);
+		return err;
+	}
 	vm = &cv->vm;
 	vm->kvm_fd = vm->vm_fd = vm->done_fd = cv->console_fd = -1;
 	vm->start_ns = process_start_ns;
@@ -403,6 +411,7 @@ int cove_vm_start(struct cove_vm *cv)
 
 	if (cv->started)
 		return cove_fail(-EALREADY, "VM already started");
+	cv->started_ns = vm_now_ns();
 	err = evloop_start(vm->loop, loop_failed, vm);
 	if (err < 0)
 		return err;
@@ -470,7 +479,9 @@ static void json_time(FILE *f, const char *key, uint64_t ns)
 		fprintf(f, "\"%s\":null,", key);
 }
 
-int cove_vm_write_metrics(struct cove_vm *cv, int fd)
+/* The metrics object and a newline, malloc'd in *out. While the VM runs
+ * the counters are read as they are (vCPUs update theirs unlocked). */
+static int metrics_json(struct cove_vm *cv, char **out, size_t *out_len)
 {
 	struct vm *vm = &cv->vm;
 	struct rusage ru;
@@ -478,7 +489,6 @@ int cove_vm_write_metrics(struct cove_vm *cv, int fd)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
-	int err = 0;
 
 	if (!f)
 		return -ENOMEM;
@@ -513,7 +523,23 @@ int cove_vm_write_metrics(struct cove_vm *cv, int fd)
 			d->stats.requests, d->stats.errors, d->stats.guest_errors);
 	}
 	fprintf(f, "}}\n");
-	fclose(f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
+
+int cove_vm_write_metrics(struct cove_vm *cv, int fd)
+{
+	char *buf;
+	size_t len;
+	int err = metrics_json(cv, &buf, &len);
+
+	if (err < 0)
+		return err;
 	for (size_t off = 0; off < len;) {
 		ssize_t n = write(fd, buf + off, len - off);
 		if (n < 0) {
@@ -526,6 +552,79 @@ int cove_vm_write_metrics(struct cove_vm *cv, int fd)
 	}
 	free(buf);
 	return err;
+}
+
+int cove_vm_pause(struct cove_vm *cv)
+{
+	int err;
+
+	if (!cv->started)
+		return cove_fail(-EINVAL, "VM not started");
+	err = vm_pause(&cv->vm, true);
+	if (err == -ESRCH)
+		return cove_fail(err, "the VM has ended");
+	if (err == -ECANCELED)
+		return cove_fail(err, "resumed before every vCPU was parked");
+	return err;
+}
+
+int cove_vm_resume(struct cove_vm *cv)
+{
+	if (!cv->started)
+		return cove_fail(-EINVAL, "VM not started");
+	if (vm_resume(&cv->vm) < 0)
+		return cove_fail(-ESRCH, "the VM has ended");
+	return 0;
+}
+
+/* The control API's view of the VM; on the event-loop thread. */
+static void api_status(void *arg, struct api_status *st)
+{
+	struct cove_vm *cv = arg;
+
+	st->paused = vm_paused(&cv->vm);
+	st->uptime_ns = vm_now_ns() - cv->started_ns;
+	st->cpus = cv->vm.ncpus;
+	st->memory = cv->vm.mem.total;
+	st->boot_timer_ns = __atomic_load_n(&cv->vm.times.boot_timer, __ATOMIC_RELAXED);
+}
+
+static int api_pause(void *arg)
+{
+	/* Never wait here: a vCPU may be waiting for this thread. */
+	return vm_pause(&((struct cove_vm *)arg)->vm, false);
+}
+
+static int api_resume(void *arg)
+{
+	return vm_resume(&((struct cove_vm *)arg)->vm);
+}
+
+static void api_stop(void *arg)
+{
+	cove_vm_stop(arg);
+}
+
+static int api_metrics(void *arg, char **json, size_t *len)
+{
+	return metrics_json(arg, json, len);
+}
+
+static const struct api_ops vm_api_ops = {
+	.status = api_status,
+	.pause = api_pause,
+	.resume = api_resume,
+	.stop = api_stop,
+	.metrics = api_metrics,
+};
+
+int cove_vm_serve_api(struct cove_vm *cv, const char *path)
+{
+	if (cv->started)
+		return cove_fail(-EALREADY, "api socket %s: the VM has already started", path);
+	if (cv->api)
+		return cove_fail(-EALREADY, "api socket %s: the VM already serves one", path);
+	return api_create(cv->vm.loop, path, &vm_api_ops, cv, &cv->api);
 }
 
 void cove_vm_destroy(struct cove_vm *cv)
@@ -544,6 +643,7 @@ void cove_vm_destroy(struct cove_vm *cv)
 			vcpu_destroy(&cv->vcpus[i]);
 	for (int i = 0; i < vm->nvdevs; i++)
 		virtio_mmio_detach(vm, vm->vdevs[i]);
+	api_destroy(cv->api);
 	serial_destroy(cv->serial);
 	evloop_destroy(vm->loop);
 	gm_free(&vm->mem);
@@ -557,5 +657,6 @@ void cove_vm_destroy(struct cove_vm *cv)
 		close(cv->console_fd);
 	unmap_file(&cv->kernel);
 	unmap_file(&cv->initrd);
+	vm_pause_fini(vm);
 	free(cv);
 }

@@ -89,6 +89,25 @@ int cove_vm_wait(struct cove_vm *vm, struct cove_exit *ex);
 /* Force the VM to end now (COVE_EXIT_STOPPED). Any thread. */
 void cove_vm_stop(struct cove_vm *vm);
 
+/* Pause the guest: returns when every vCPU is out of KVM_RUN and parked
+ * (devices keep running; a stop still ends the VM at once). Idempotent.
+ * 0; -EINVAL before cove_vm_start; -ESRCH once the VM is ending;
+ * -ECANCELED if a cove_vm_resume came before all vCPUs parked. Any
+ * thread but the VM's own. */
+int cove_vm_pause(struct cove_vm *vm);
+
+/* Let a paused guest run again. Idempotent. 0, -EINVAL before
+ * cove_vm_start, -ESRCH once the VM is ending. Any thread. */
+int cove_vm_resume(struct cove_vm *vm);
+
+/* Serve the control API (JSON lines: status, pause, resume, stop,
+ * metrics; see README.md, "Control API") on a unix socket created at path,
+ * mode 0600, on the VM's event loop. A stale socket there is replaced; a
+ * live one is -EADDRINUSE. cove_vm_destroy closes it and unlinks it. After
+ * cove_vm_create, before cove_vm_start, at most once. 0 or -errno
+ * (cove_last_error()). Setup thread. */
+int cove_vm_serve_api(struct cove_vm *vm, const char *path);
+
 /* Times so far. Any thread. */
 void cove_vm_times(const struct cove_vm *vm, struct cove_boot_times *t);
 

@@ -107,11 +107,22 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 
 	while (!__atomic_load_n(&vm->exit_reason, __ATOMIC_ACQUIRE)) {
+		/* Between KVM_RUNs: a pending MMIO/PIO read result stays in
+		 * kvm_run and completes when we enter again after a resume. */
+		if (__atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE)) {
+			vm_park(vm);
+			continue;
+		}
 		if (v->index == 0 && !vm->times.first_kvm_run)
 			vm->times.first_kvm_run = vm_now_ns() - vm->start_ns;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
-				run->immediate_exit = 0;
+				/* Clear the kick, then (fenced) look at the flags:
+				 * a kick whose immediate_exit we overwrote had set
+				 * its flag (paused, exit_reason) before, so we see
+				 * it; a later kick leaves immediate_exit set. */
+				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_RELAXED);
+				__atomic_thread_fence(__ATOMIC_SEQ_CST);
 				continue;
 			}
 			log_msg(name, "KVM_RUN: %s", strerror(errno));
@@ -153,6 +164,10 @@ static void *vcpu_thread(void *arg)
 			vm_request_exit(vm, COVE_EXIT_ERROR, -EIO);
 		}
 	}
+	/* Kicks come under pause_lock: none reaches a thread being joined. */
+	pthread_mutex_lock(&vm->pause_lock);
+	v->done = true;
+	pthread_mutex_unlock(&vm->pause_lock);
 	return NULL;
 }
 
@@ -162,13 +177,13 @@ int vcpu_start(struct vcpu *v)
 
 	if (err)
 		return cove_fail(-err, "vcpu%d: pthread_create: %s", v->index, strerror(err));
-	v->started = true;
+	__atomic_store_n(&v->started, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
 void vcpu_kick(struct vcpu *v)
 {
-	if (!v->started)
+	if (!__atomic_load_n(&v->started, __ATOMIC_ACQUIRE) || v->done)
 		return;
 	/* immediate_exit covers the window before the thread enters KVM_RUN;
 	 * the signal covers a thread already inside it. */

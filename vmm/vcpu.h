@@ -21,6 +21,7 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool started;
+	bool done;		/* the thread left its loop; under vm->pause_lock */
 	uint64_t exits[VCPU_EXIT_REASONS];
 };
 
@@ -31,8 +32,9 @@ int vcpu_create(struct vm *vm, struct vcpu *v, int index);
 /* Start the vCPU's thread. 0 or -errno. Setup thread. */
 int vcpu_start(struct vcpu *v);
 
-/* Make the vCPU leave KVM_RUN soon (it then sees the VM's exit reason).
- * Any thread. */
+/* Make the vCPU leave KVM_RUN soon (it then sees the VM's exit reason or
+ * pause). Any thread, holding vm->pause_lock (so that the thread is not
+ * joined meanwhile). */
 void vcpu_kick(struct vcpu *v);
 
 /* Join the thread (if started), unmap and close. Setup thread. */

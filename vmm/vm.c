@@ -64,11 +64,112 @@ void vm_request_exit(struct vm *vm, enum cove_exit_reason reason, int status)
 		return;
 	vm->exit_status = status;
 	vm->times.exit = vm_now_ns() - vm->start_ns;
+	/* Running vCPUs are kicked; parked ones and waiting pausers woken. */
+	pthread_mutex_lock(&vm->pause_lock);
 	for (int i = 0; i < vm->ncpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	evloop_stop(vm->loop);
 	if (write(vm->done_fd, &one, sizeof(one)) < 0)
 		log_msg("vm", "done eventfd: %s", strerror(errno));
+}
+
+int vm_pause_init(struct vm *vm)
+{
+	pthread_condattr_t attr;
+	int err;
+
+	err = pthread_mutex_init(&vm->pause_lock, NULL);
+	if (err)
+		return cove_fail(-err, "pthread_mutex_init: %s", strerror(err));
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	err = pthread_cond_init(&vm->pause_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (err) {
+		pthread_mutex_destroy(&vm->pause_lock);
+		return cove_fail(-err, "pthread_cond_init: %s", strerror(err));
+	}
+	return 0;
+}
+
+void vm_pause_fini(struct vm *vm)
+{
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
+}
+
+static bool vm_ending(struct vm *vm)
+{
+	return __atomic_load_n(&vm->exit_reason, __ATOMIC_ACQUIRE) != COVE_EXIT_NONE;
+}
+
+#define PAUSE_REKICK_NS 10000000	/* a kick can be missed while a vCPU starts */
+
+int vm_pause(struct vm *vm, bool wait)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	/* The store, then the kicks: a vCPU that cleared immediate_exit
+	 * after our kick set it sees `paused` (see vcpu_thread). */
+	__atomic_store_n(&vm->paused, true, __ATOMIC_SEQ_CST);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	while (vm->parked < vm->ncpus) {
+		struct timespec ts;
+
+		if (vm_ending(vm)) {
+			err = -ESRCH;
+			break;
+		}
+		if (!__atomic_load_n(&vm->paused, __ATOMIC_RELAXED)) {
+			err = -ECANCELED;
+			break;
+		}
+		for (int i = 0; i < vm->ncpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+		if (!wait) {
+			err = -EINPROGRESS;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += PAUSE_REKICK_NS;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &ts);
+	}
+	if (!err && vm_ending(vm))
+		err = -ESRCH;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return err;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	__atomic_store_n(&vm->paused, false, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+	return vm_ending(vm) ? -ESRCH : 0;
+}
+
+bool vm_paused(struct vm *vm)
+{
+	return __atomic_load_n(&vm->paused, __ATOMIC_ACQUIRE);
+}
+
+void vm_park(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (__atomic_load_n(&vm->paused, __ATOMIC_RELAXED) && !vm_ending(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 int vm_add_virtio(struct vm *vm, struct virtio_dev *dev)

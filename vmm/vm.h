@@ -37,7 +37,13 @@ struct vm {
 	int done_fd;			/* eventfd: readable once the VM ended */
 
 	struct cove_boot_times times;
-	uint64_t start_ns;		/* monotonic ns at cove_vm_create */
+	uint64_t start_ns;		/* monotonic ns at process start: times count from it */
+
+	/* Pause: while `paused`, vCPUs park between KVM_RUNs (vm_park). */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;	/* broadcast: parked, resumed, ended */
+	bool paused;			/* written under pause_lock, read atomically */
+	int parked;			/* vCPUs parked; under pause_lock */
 };
 
 /* Monotonic clock in ns. */
@@ -55,6 +61,30 @@ int vm_irqfd(struct vm *vm, uint32_t gsi, int fd, bool assign);
 /* End the VM: the first caller's reason wins; vCPUs leave KVM_RUN and the
  * loop stops. status is -errno for COVE_EXIT_ERROR. Any thread. */
 void vm_request_exit(struct vm *vm, enum cove_exit_reason reason, int status);
+
+/* Set up the pause lock and condition. 0 or -errno. Setup thread, before
+ * any vCPU or vm_request_exit. */
+int vm_pause_init(struct vm *vm);
+void vm_pause_fini(struct vm *vm);
+
+/* Ask every vCPU to leave KVM_RUN and park (idempotent). With wait, block
+ * until all vm->ncpus are parked; without, only check. 0 when all are
+ * parked, -EINPROGRESS (not wait) while some still run, -ECANCELED if a
+ * vm_resume came first, -ESRCH once the VM is ending. Any thread but a
+ * vCPU's; with wait, not the event loop's either (a vCPU may be waiting on
+ * it in evloop_call). */
+int vm_pause(struct vm *vm, bool wait);
+
+/* Let parked vCPUs run again (idempotent). 0, or -ESRCH once the VM is
+ * ending. Any thread. */
+int vm_resume(struct vm *vm);
+
+/* Whether a pause is in force (requested and not resumed). Any thread. */
+bool vm_paused(struct vm *vm);
+
+/* Park the calling vCPU while the VM is paused and not ending. vCPU
+ * threads, between KVM_RUNs. */
+void vm_park(struct vm *vm);
 
 /* Claim the next virtio-mmio slot for dev (base, size, irq chosen by the
  * layout); the transport registers itself on the MMIO bus. 0, -ENOSPC or

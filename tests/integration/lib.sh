@@ -4,7 +4,9 @@
 VMM=${VMM:-$PWD/build/cove-vmm}
 K=${COVE_KERNEL_DIR:?}
 G=${COVE_GUEST_DIR:?}
-T=$PWD/build/itest
+# Scratch files on a local filesystem: the shared build/ may be 9p, which
+# has no hole punching and its own caching.
+T=${COVE_ITEST_DIR:-/tmp/cove-itest}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}
 BASE_CMDLINE="console=ttyS0 reboot=k panic=-1 quiet"
 

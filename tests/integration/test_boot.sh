@@ -58,6 +58,7 @@ test_memory_above_4g_hole() {
 }
 
 test_console_input() {
+	# Typed before the guest reads its console: kept until it listens.
 	rc=0
 	echo "typed at the console" | timeout -k 5 "$BOOT_TIMEOUT" "$VMM" --kernel "$K/bzImage" \
 		--initrd "$G/test.cpio" --cmdline "$BASE_CMDLINE cove.script=/tests/input.sh" \
@@ -72,4 +73,25 @@ test_console_file() {
 	expect_rc 0
 	grep -q '^hello from the guest' "$T/console.log" || fail "console file lacks output"
 	[ ! -s "$T/console" ] || fail "stdout not empty with a file console"
+}
+
+# Kernels that do not read ACPI: CPUs from the MP table, devices from the
+# command line. Without ACPI there is no power-off, so test-init resets.
+noacpi_case() {
+	truncate -s 64M "$T/noacpi.img"
+	vmm --kernel "$K/bzImage" --initrd "$G/test.cpio" --cpus 2 --disk "$T/noacpi.img" \
+		--cmdline "$BASE_CMDLINE cove.script=/tests/blk-io.sh $1" "${@:2}"
+	expect_rc 0
+	console_has '^COVE-TEST-EXIT=0'
+	stderr_has 'guest rebooted'
+	[ "$(console_value BLKIO)" = match ] || fail "block I/O through the command-line device failed"
+}
+test_no_acpi_flag() { noacpi_case "" --no-acpi; }
+test_acpi_off_cmdline() { noacpi_case "acpi=off"; }
+
+test_no_acpi_nproc() {
+	vmm --kernel "$K/bzImage" --initrd "$G/test.cpio" --cpus 4 --no-acpi \
+		--cmdline "$BASE_CMDLINE cove.script=/tests/nproc.sh"
+	expect_rc 0
+	[ "$(console_value NPROC)" = 4 ] || fail "guest nproc says $(console_value NPROC), want 4 (MP table)"
 }
