@@ -34,5 +34,5 @@ if [[ -c /dev/kvm ]]; then
 	echo "$leave"
 	exec "${vmm[@]}"
 fi
-echo "$leave (no /dev/kvm: booting in the nested-KVM harness)"
+echo "$leave (nested KVM)"
 exec tests/nested/run --interactive -- "$(printf '%q ' "${vmm[@]}")"

@@ -381,6 +381,9 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 	err = load_guest(cv, cfg);
 	if (err < 0)
 		goto fail;
+	/* Loaded into guest memory: the file pages need not stay resident. */
+	unmap_file(&cv->kernel);
+	unmap_file(&cv->initrd);
 	for (int i = 0; i < vm->ncpus; i++) {
 		err = vcpu_create(vm, &cv->vcpus[i], i);
 		if (err < 0)
