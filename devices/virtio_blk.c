@@ -84,7 +84,10 @@ static struct vblk *to_blk(struct virtio_dev *d)
 
 /* ---- iovec helpers ---- */
 
-static size_t iov_from(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len)
+/* Copy between buf and the iovec bytes from offset skip on; to_iov picks
+ * the direction. Returns the bytes copied (less when the iovec ends). */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, void *buf,
+		       size_t len, bool to_iov)
 {
 	size_t done = 0;
 
@@ -97,27 +100,10 @@ static size_t iov_from(const struct iovec *iov, unsigned n, size_t skip, void *b
 		l -= skip;
 		if (l > len - done)
 			l = len - done;
-		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + skip, l);
-		done += l;
-		skip = 0;
-	}
-	return done;
-}
-
-static size_t iov_to(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len - done)
-			l = len - done;
-		memcpy((uint8_t *)iov[i].iov_base + skip, (const uint8_t *)buf + done, l);
+		if (to_iov)
+			memcpy((uint8_t *)iov[i].iov_base + skip, (uint8_t *)buf + done, l);
+		else
+			memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + skip, l);
 		done += l;
 		skip = 0;
 	}
@@ -401,7 +387,7 @@ static uint8_t parse_dwz(struct vblk *b, struct vblk_req *r, size_t bytes)
 		uint64_t sector;
 		uint32_t num, fl;
 
-		iov_from(e->iov, e->nread, REQ_HDR_BYTES + i * DWZ_SEG_BYTES, raw, sizeof(raw));
+		iov_copy(e->iov, e->nread, REQ_HDR_BYTES + i * DWZ_SEG_BYTES, raw, sizeof(raw), false);
 		memcpy(&sector, raw, 8);
 		memcpy(&num, raw + 8, 4);
 		memcpy(&fl, raw + 12, 4);
@@ -449,7 +435,7 @@ static bool req_start(struct vblk *b, struct vblk_req *r)
 				e->read_len);
 		goto done_err;
 	}
-	iov_from(e->iov, e->nread, 0, hdr, sizeof(hdr));
+	iov_copy(e->iov, e->nread, 0, hdr, sizeof(hdr), false);
 	memcpy(&type, hdr, 4);
 	memcpy(&sector, hdr + 8, 8);
 	type = le32toh(type);
@@ -505,7 +491,7 @@ static bool req_start(struct vblk *b, struct vblk_req *r)
 		char full[sizeof(id) + 1];
 		snprintf(full, sizeof(full), "cove-%s", b->dev.name);
 		memcpy(id, full, strnlen(full, sizeof(id)));
-		iov_to(e->iov + e->nread, e->nwrite, 0, id, n);
+		iov_copy(e->iov + e->nread, e->nwrite, 0, id, n, true);
 		r->used_len = n + 1;
 		st = VIRTIO_BLK_S_OK;
 		goto done;

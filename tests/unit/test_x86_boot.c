@@ -12,36 +12,13 @@
 
 #include "arch.h"
 #include "boot.h"
+#include "bytes.h"
 #include "fake_mem.h"
 #include "guest_mem.h"
 #include "log.h"
 
 #define MiB		(1ULL << 20)
 #define MEM_SIZE	(64 * MiB)
-
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
 
 static void wr16(uint8_t *p, uint16_t v)
 {
