@@ -473,17 +473,55 @@ static void __attribute__((noreturn)) exec_shell(char *const argv[])
 	if (chdir("/") < 0) {
 		/* keep whatever cwd we have */
 	}
-	execv(argv[0], argv);
-	say("test-init: exec %s: %s (errno %d)\n", argv[0], strerror(errno), errno);
-	_exit(127);
+	/* When a session leader exits, Linux hangs up its terminal and drops
+	 * the output not yet sent (a serial line is slow). So this process
+	 * stays the leader, waits for the shell and lets the output drain. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		execv(argv[0], argv);
+		say("test-init: exec %s: %s (errno %d)\n", argv[0], strerror(errno), errno);
+		_exit(127);
+	}
+	if (pid < 0) {
+		say("test-init: fork: %s\n", strerror(errno));
+		_exit(127);
+	}
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGTSTP, SIG_IGN);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	tcdrain(STDOUT_FILENO);
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 
 /* Run argv in a child; reap every process until that child is gone. */
+/* busybox's halt, poweroff and reboot (without -f) signal PID 1:
+ * SIGUSR1, SIGUSR2 and SIGTERM. */
+static volatile sig_atomic_t shutdown_signal;
+
+static void on_shutdown_signal(int sig)
+{
+	shutdown_signal = sig;
+}
+
+static void catch_shutdown_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_shutdown_signal };	/* no SA_RESTART */
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 static int run_and_reap(char *const argv[])
 {
 	pid_t child, pid;
 	int st;
 
+	catch_shutdown_signals();
 	child = fork();
 	if (child < 0)
 		fail("fork", errno);
@@ -491,6 +529,14 @@ static int run_and_reap(char *const argv[])
 		exec_shell(argv);
 
 	for (;;) {
+		if (shutdown_signal) {
+			/* Asked to shut down: the script's status is moot. A
+			 * power-off request still resets where power-off cannot
+			 * work (EXIT_AUTO decides). */
+			if (shutdown_signal == SIGTERM)
+				params.exit = EXIT_REBOOT;
+			return 0;
+		}
 		pid = waitpid(-1, &st, 0);
 		if (pid < 0) {
 			if (errno == EINTR)

@@ -29,3 +29,9 @@ test_exit_sigterm() {
 	expect_rc 0
 	stderr_has 'stopped'
 }
+
+test_exit_poweroff_request() {
+	boot_script poweroff-request
+	expect_rc 0
+	stderr_has 'guest powered off'
+}
