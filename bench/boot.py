@@ -8,26 +8,32 @@ One JSON record per run, then a summary with medians and ratios. Figures:
   wall_ms      process start -> process exit (the guest powered off)
   peak_rss_kib peak resident memory of the monitor process
 Not a test: nothing here asserts a time."""
-import argparse, json, os, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, statistics, subprocess, sys, tempfile, threading, time
 
 MARKER = b"hello from the guest"
 
 
-def run(cmd, metrics=None):
+def run(cmd, metrics=None, timeout=120):
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
+    # A run that hangs is killed and recorded, not waited for.
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
     to_init = None
+    tail = b""
     buf = b""
     while True:
         chunk = p.stdout.read1(65536) if hasattr(p.stdout, "read1") else p.stdout.read(1)
         if not chunk:
             break
         buf += chunk
+        tail = (tail + chunk)[-2000:]
         if to_init is None and MARKER in buf:
             to_init = (time.monotonic() - t0) * 1000
         buf = buf[-256:]
     _, status, ru = os.wait4(p.pid, 0)
+    timer.cancel()
     wall = (time.monotonic() - t0) * 1000
     err = p.stderr.read().decode(errors="replace")
     rec = {"wall_ms": round(wall, 2), "to_init_ms": to_init and round(to_init, 2),
@@ -41,6 +47,7 @@ def run(cmd, metrics=None):
             pass
     if rec["status"] != 0 or to_init is None:
         rec["error"] = err.strip()[-300:]
+        rec["console_tail"] = tail.decode(errors="replace")[-600:]
     return rec
 
 
