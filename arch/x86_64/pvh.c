@@ -97,43 +97,32 @@ static int parse_ehdr(const uint8_t *img, size_t len, struct elf *e)
 	if (img[EI_VERSION] != EV_CURRENT)
 		return cove_fail(-EINVAL, "kernel: ELF version %u is not supported", img[EI_VERSION]);
 
-	if (e->is64) {
-		Elf64_Ehdr h;
-
-		if (len < sizeof(h))
-			return cove_fail(-EINVAL, "kernel: ELF header is truncated");
-		memcpy(&h, img, sizeof(h));
-		type = h.e_type;
-		machine = h.e_machine;
-		e->phoff = h.e_phoff;
-		e->phentsize = h.e_phentsize;
-		e->phnum = h.e_phnum;
-		e->shoff = h.e_shoff;
-		e->shentsize = h.e_shentsize;
-		e->shnum = h.e_shnum;
-		if (e->phnum && e->phentsize < sizeof(Elf64_Phdr))
-			return cove_fail(-EINVAL, "kernel: ELF program header size %u is too small", e->phentsize);
-		if (e->shnum && e->shentsize < sizeof(Elf64_Shdr))
-			e->shnum = 0;	/* sections are only a fallback */
-	} else {
-		Elf32_Ehdr h;
-
-		if (len < sizeof(h))
-			return cove_fail(-EINVAL, "kernel: ELF header is truncated");
-		memcpy(&h, img, sizeof(h));
-		type = h.e_type;
-		machine = h.e_machine;
-		e->phoff = h.e_phoff;
-		e->phentsize = h.e_phentsize;
-		e->phnum = h.e_phnum;
-		e->shoff = h.e_shoff;
-		e->shentsize = h.e_shentsize;
-		e->shnum = h.e_shnum;
-		if (e->phnum && e->phentsize < sizeof(Elf32_Phdr))
-			return cove_fail(-EINVAL, "kernel: ELF program header size %u is too small", e->phentsize);
-		if (e->shnum && e->shentsize < sizeof(Elf32_Shdr))
-			e->shnum = 0;
-	}
+	/* ELF32 and ELF64 headers differ only in field widths. */
+#define READ_EHDR(Ehdr, Phdr, Shdr)							\
+	do {										\
+		Ehdr h;									\
+		if (len < sizeof(h))							\
+			return cove_fail(-EINVAL, "kernel: ELF header is truncated");	\
+		memcpy(&h, img, sizeof(h));						\
+		type = h.e_type;							\
+		machine = h.e_machine;							\
+		e->phoff = h.e_phoff;							\
+		e->phentsize = h.e_phentsize;						\
+		e->phnum = h.e_phnum;							\
+		e->shoff = h.e_shoff;							\
+		e->shentsize = h.e_shentsize;						\
+		e->shnum = h.e_shnum;							\
+		if (e->phnum && e->phentsize < sizeof(Phdr))				\
+			return cove_fail(-EINVAL, "kernel: ELF program header size %u is too small", \
+					 e->phentsize);					\
+		if (e->shnum && e->shentsize < sizeof(Shdr))				\
+			e->shnum = 0;	/* sections are only a fallback */		\
+	} while (0)
+	if (e->is64)
+		READ_EHDR(Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr);
+	else
+		READ_EHDR(Elf32_Ehdr, Elf32_Phdr, Elf32_Shdr);
+#undef READ_EHDR
 	if (machine != EM_X86_64 && machine != EM_386)
 		return cove_fail(-ENOEXEC, "kernel: ELF machine %u is not x86", machine);
 	if (type != ET_EXEC)
