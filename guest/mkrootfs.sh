@@ -9,7 +9,8 @@
 # The tree serves both an initramfs (guest/mkinitrd.sh) and an ext4 root
 # (guest/mkext4.sh). OUTDIR must not exist or be empty. busybox comes from
 # Debian's busybox-static, installed if missing. COVE_TEST_INIT=PATH uses an
-# already built test-init instead of compiling one. Prints OUTDIR last on
+# already built test-init instead of compiling one; COVE_GUEST_TOOLS=DIR
+# (absolute) adds the executables in DIR to usr/bin. Prints OUTDIR last on
 # stdout.
 set -euo pipefail
 
@@ -71,6 +72,16 @@ rm -f sbin/init
 cp "$init" sbin/init
 chmod 0755 sbin/init
 ln -sfn sbin/init init
+
+# Static test tools (guest/tools/build.sh) in /usr/bin, over any applet.
+if [[ -n ${COVE_GUEST_TOOLS:-} ]]; then
+	for t in "$COVE_GUEST_TOOLS"/*; do
+		[[ -f $t && -x $t ]] || continue
+		rm -f "usr/bin/${t##*/}"
+		cp "$t" "usr/bin/${t##*/}"
+		chmod 0755 "usr/bin/${t##*/}"
+	done
+fi
 
 printf 'root:x:0:0:root:/root:/bin/sh\n' >etc/passwd
 printf 'root:x:0:\n' >etc/group

@@ -12,6 +12,8 @@ mkdir -p "$out"
 kdir=$(guest/kernel/build.sh)
 guest/init/build.sh "$out" >/dev/null
 export COVE_TEST_INIT=$repo/$out/test-init
+guest/tools/build.sh "$out/tools" >/dev/null
+export COVE_GUEST_TOOLS=$repo/$out/tools
 
 files=()
 for s in tests/integration/guest/*.sh; do
