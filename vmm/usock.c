@@ -71,15 +71,17 @@ int usock_listen(const char *what, const char *path, int backlog, struct usock_i
 	}
 	/* Nobody can connect before listen(): tighten the mode first. */
 	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
-		err = cove_fail(-errno, "%s %s: %s", what, path, strerror(errno));
+		err = errno;
 		unlink(path);
+		err = cove_fail(-err, "%s %s: %s", what, path, strerror(err));
 		goto fail;
 	}
 	id->dev = st.st_dev;
 	id->ino = st.st_ino;
 	if (listen(fd, backlog) < 0) {
-		err = cove_fail(-errno, "%s %s: listen: %s", what, path, strerror(errno));
+		err = errno;
 		unlink(path);
+		err = cove_fail(-err, "%s %s: listen: %s", what, path, strerror(err));
 		goto fail;
 	}
 	return fd;
