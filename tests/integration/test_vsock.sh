@@ -5,10 +5,11 @@
 
 VSOCK_TOOL=$G/tools/vsock-test
 
-# vsock_boot SCRIPT SOCK: boot the test initrd running SCRIPT with a vsock
-# device (cid 3) on SOCK, in the background; its pid in $vpid.
+# vsock_boot SCRIPT SOCK [LIMIT]: boot the test initrd running SCRIPT with a
+# vsock device (cid 3) on SOCK, in the background, killed after LIMIT
+# seconds (default $BOOT_TIMEOUT; only against hangs); its pid in $vpid.
 vsock_boot() {
-	timeout -k 5 "$BOOT_TIMEOUT" "$VMM" --kernel "$K/bzImage" --initrd "$G/test.cpio" \
+	timeout -k 5 "${3:-$BOOT_TIMEOUT}" "$VMM" --kernel "$K/bzImage" --initrd "$G/test.cpio" \
 		--cmdline "$BASE_CMDLINE cove.script=/tests/$1.sh" --vsock "cid=3,uds=$2" \
 		--metrics "$T/metrics.json" >"$T/console" 2>"$T/stderr" </dev/null &
 	vpid=$!
@@ -62,7 +63,8 @@ test_vsock_100mib_one_connection() {
 	"$VSOCK_TOOL" usink "${sock}_5100" >"$T/host-sink" 2>&1 &
 	sink=$!
 	wait_line "$T/host-sink" '^VSOCK-READY' "$sink"
-	vsock_boot vsock-bulk "$sock"
+	# 100 MiB under nested emulation can take minutes: a generous limit
+	vsock_boot vsock-bulk "$sock" $((BOOT_TIMEOUT * 4))
 	rc=0
 	wait "$vpid" || rc=$?
 	wait "$sink" || fail "host sink failed: $(cat "$T/host-sink")"
