@@ -43,6 +43,10 @@ static const char usage[] =
 "  --api SOCKET         serve the control API on a unix socket (mode 0600):\n"
 "                       one JSON object per line, e.g. {\"op\":\"status\"}; ops\n"
 "                       status, pause, resume, stop, metrics (see README.md)\n"
+"  --vsock cid=N,uds=PATH  a virtio-vsock device, guest CID N (3-4294967294);\n"
+"                       guest connections to CID 2 port P go to the unix socket\n"
+"                       PATH_P, host programs reach guest port P by connecting\n"
+"                       to PATH and writing \"CONNECT P\\n\" (answer \"OK N\\n\")\n"
 "  -h, --help           this text\n"
 "  --version            print the version\n";
 
@@ -166,7 +170,7 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
-       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API };
+       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API, OPT_VSOCK };
 
 int main(int argc, char **argv)
 {
@@ -181,6 +185,7 @@ int main(int argc, char **argv)
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
 		{ "api", required_argument, NULL, OPT_API },
+		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
@@ -236,6 +241,12 @@ int main(int argc, char **argv)
 			if (!*optarg)
 				die("--api needs a socket path");
 			api = optarg;
+			break;
+		case OPT_VSOCK:
+			if (cfg.vsock.cid)
+				die("--vsock: only one vsock device");
+			if (cove_parse_vsock(optarg, &cfg.vsock) < 0)
+				die("--vsock %s: %s", optarg, cove_last_error());
 			break;
 		case 'h':
 			fputs(usage, stdout);

@@ -10,13 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "evloop.h"
 #include "json.h"
 #include "log.h"
+#include "usock.h"
 
 #define API_MAX_MEMBERS	8	/* op, id and a few wrong ones to report */
 #define API_BACKLOG	32
@@ -319,8 +318,7 @@ struct api_server {
 	int fd;
 	struct evloop_watch listen;
 	char *path;
-	dev_t dev;
-	ino_t ino;
+	struct usock_id id;
 	struct api_conn *conns;
 	int nconns;
 	unsigned log_count;
@@ -574,77 +572,18 @@ static void listen_cb(struct evloop_watch *w, uint32_t revents)
 	}
 }
 
-/* Something is at path and bind said EADDRINUSE: remove it if it is a
- * socket that nobody accepts on. 0 (try again) or -errno. */
-static int remove_stale(const char *path, const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, err;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : cove_fail(-errno, "api socket %s: %s", path, strerror(errno));
-	if (!S_ISSOCK(st.st_mode))
-		return cove_fail(-EEXIST, "api socket %s: a file that is not a socket is in the way",
-				 path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return cove_fail(-errno, "api socket %s: socket: %s", path, strerror(errno));
-	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? errno : 0;
-	close(fd);
-	if (err == ECONNREFUSED) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			return cove_fail(-errno, "api socket %s: removing the stale socket: %s",
-					 path, strerror(errno));
-		return 0;
-	}
-	if (err == 0 || err == EAGAIN || err == EINPROGRESS)
-		return cove_fail(-EADDRINUSE, "api socket %s: %s (is another cove-vmm running?)",
-				 path, strerror(EADDRINUSE));
-	return cove_fail(-err, "api socket %s: %s", path, strerror(err));
-}
-
 static int open_socket(struct api_server *srv, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int err;
+	int fd = usock_listen("api socket", path, API_BACKLOG, &srv->id);
 
-	if (!*path)
-		return cove_fail(-EINVAL, "api socket: empty path");
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return cove_fail(-ENAMETOOLONG, "api socket %s: path too long (at most %zu bytes)",
-				 path, sizeof(sa.sun_path) - 1);
-	memcpy(sa.sun_path, path, strlen(path));
-	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (srv->fd < 0)
-		return cove_fail(-errno, "api socket %s: socket: %s", path, strerror(errno));
-	for (int tries = 0;; tries++) {
-		if (bind(srv->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		if (errno != EADDRINUSE)
-			return cove_fail(-errno, "api socket %s: %s", path, strerror(errno));
-		if (tries == 2)
-			return cove_fail(-EADDRINUSE, "api socket %s: %s (is another cove-vmm running?)",
-					 path, strerror(EADDRINUSE));
-		err = remove_stale(path, &sa);
-		if (err < 0)
-			return err;
-	}
-	/* Nobody can connect before listen(): tighten the mode first. */
-	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
-		err = errno;
-		unlink(path);
-		return cove_fail(-err, "api socket %s: %s", path, strerror(err));
-	}
-	srv->dev = st.st_dev;
-	srv->ino = st.st_ino;
+	if (fd < 0)
+		return fd;
+	srv->fd = fd;
 	srv->path = strdup(path);
 	if (!srv->path) {
-		unlink(path);
+		usock_unlink(path, &srv->id);
 		return cove_fail(-ENOMEM, "out of memory");
 	}
-	if (listen(srv->fd, API_BACKLOG) < 0)
-		return cove_fail(-errno, "api socket %s: listen: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -680,18 +619,14 @@ int api_create(struct evloop *loop, const char *path, const struct api_ops *ops,
 
 void api_destroy(struct api_server *srv)
 {
-	struct stat st;
-
 	if (!srv)
 		return;
 	while (srv->conns)
 		conn_free(srv->conns);
 	if (srv->fd >= 0)
 		close(srv->fd);
-	/* Unlink only our own socket, not one a successor put there. */
-	if (srv->path && lstat(srv->path, &st) == 0 && st.st_dev == srv->dev &&
-	    st.st_ino == srv->ino)
-		unlink(srv->path);
+	if (srv->path)
+		usock_unlink(srv->path, &srv->id);
 	free(srv->path);
 	free(srv);
 }

@@ -28,6 +28,7 @@
 #include "virtio_blk.h"
 #include "virtio_dev.h"
 #include "virtio_mmio.h"
+#include "virtio_vsock.h"
 #include "vm.h"
 
 #define CMDLINE_MAX 4096
@@ -83,6 +84,52 @@ const char *cove_exit_reason_name(enum cove_exit_reason r)
 		return "error";
 	}
 	return "unknown";
+}
+
+int cove_parse_vsock(const char *s, struct cove_vsock *out)
+{
+	struct cove_vsock v = { 0 };
+	bool have_cid = false;
+	const char *p = s;
+
+	while (*p) {
+		const char *end = strchrnul(p, ',');
+		size_t len = end - p;
+
+		if (len > 4 && !strncmp(p, "cid=", 4)) {
+			char num[12];
+			char *e;
+			unsigned long long n;
+
+			if (len - 4 >= sizeof(num) || p[4] < '0' || p[4] > '9')
+				return cove_fail(-EINVAL, "cid must be a number from 3 to 4294967294");
+			memcpy(num, p + 4, len - 4);
+			num[len - 4] = '\0';
+			errno = 0;
+			n = strtoull(num, &e, 10);
+			if (errno || *e || n < 3 || n >= 0xffffffffull)
+				return cove_fail(-EINVAL, "cid must be a number from 3 to 4294967294");
+			v.cid = n;
+			have_cid = true;
+		} else if (len >= 4 && !strncmp(p, "uds=", 4)) {
+			if (len == 4)
+				return cove_fail(-EINVAL, "uds needs a socket path");
+			if (len - 4 > COVE_VSOCK_PATH_MAX)
+				return cove_fail(-ENAMETOOLONG, "uds path too long (at most %d bytes, "
+						 "so that PATH_PORT fits a unix socket address)",
+						 COVE_VSOCK_PATH_MAX);
+			memcpy(v.uds, p + 4, len - 4);
+			v.uds[len - 4] = '\0';
+		} else {
+			return cove_fail(-EINVAL, "unknown option '%.*s' (use cid=N,uds=PATH)",
+					 (int)len, p);
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (!have_cid || !v.uds[0])
+		return cove_fail(-EINVAL, "needs cid=N and uds=PATH");
+	*out = v;
+	return 0;
 }
 
 int cove_parse_size(const char *s, uint64_t *out)
@@ -241,6 +288,11 @@ static int check_config(const struct cove_config *cfg)
 		return cove_fail(-EINVAL, "at most %d disks", COVE_MAX_DISKS);
 	if (cfg->console == COVE_CONSOLE_FILE && !cfg->console_path)
 		return cove_fail(-EINVAL, "console file not given");
+	if (cfg->vsock.cid && (cfg->vsock.cid < 3 || cfg->vsock.cid == 0xffffffffu ||
+			       !cfg->vsock.uds[0] ||
+			       strnlen(cfg->vsock.uds, sizeof(cfg->vsock.uds)) > COVE_VSOCK_PATH_MAX))
+		return cove_fail(-EINVAL, "vsock: cid from 3 to 4294967294 and a socket path "
+				 "of 1 to %d bytes needed", COVE_VSOCK_PATH_MAX);
 	return 0;
 }
 
@@ -374,6 +426,12 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 	for (int i = 0; i < cfg->ndisks; i++) {
 		struct virtio_dev *d;
 		err = vblk_create(vm, cfg->disks[i].path, cfg->disks[i].readonly, &d);
+		if (err < 0)
+			goto fail;
+	}
+	if (cfg->vsock.cid) {
+		struct virtio_dev *d;
+		err = vsock_create(vm, cfg->vsock.cid, cfg->vsock.uds, &d);
 		if (err < 0)
 			goto fail;
 	}

@@ -30,6 +30,17 @@ struct cove_disk {
 	bool readonly;
 };
 
+/* Longest --vsock uds path: PATH_PORT (up to 11 more bytes) must fit a
+ * unix socket address. */
+#define COVE_VSOCK_PATH_MAX 96
+
+/* A virtio-vsock device with Firecracker's hybrid host side (see
+ * README.md, "vsock"). cid 0: none. */
+struct cove_vsock {
+	uint32_t cid;			/* the guest's CID, 3..0xfffffffe */
+	char uds[COVE_VSOCK_PATH_MAX + 1];	/* host unix socket path */
+};
+
 struct cove_config {
 	const char *kernel;		/* bzImage or ELF vmlinux with PVH note */
 	const char *initrd;		/* optional */
@@ -44,6 +55,7 @@ struct cove_config {
 	 * command line says acpi=off, the guest gets the MP table and
 	 * virtio_mmio.device= entries on its command line instead. */
 	bool no_acpi;
+	struct cove_vsock vsock;	/* .cid 0: no vsock device */
 };
 
 enum cove_exit_reason {
@@ -122,6 +134,12 @@ void cove_vm_destroy(struct cove_vm *vm);
  * suffix K, M, G, T (optionally followed by "iB" or "B"), or "B" for bytes.
  * 0, -EINVAL for anything else, -ERANGE on overflow. Pure. */
 int cove_parse_size(const char *s, uint64_t *out);
+
+/* Parse a --vsock value "cid=N,uds=PATH" (keys in any order, both
+ * needed; PATH without commas): N from 3 to 4294967294, PATH non-empty and
+ * at most COVE_VSOCK_PATH_MAX bytes. 0, or -EINVAL / -ENAMETOOLONG with
+ * cove_last_error() saying what is wrong. Any thread. */
+int cove_parse_vsock(const char *s, struct cove_vsock *out);
 
 /* Why the last call on this thread failed, for a person. */
 const char *cove_last_error(void);
