@@ -10,6 +10,7 @@ pkgs=(
 	busybox-static cpio e2fsprogs		# test guests
 	qemu-system-x86 linux-image-amd64 kmod	# nested-KVM harness, bench peer
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils	# guest kernel
+	libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev docker-registry skopeo	# cove image
 	python3 procps
 )
 
