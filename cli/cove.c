@@ -34,6 +34,6 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "image"))
 		return image_cmd_main(argc - 1, argv + 1);
-	fprintf(stderr, "cove: unknown command \"%s\"\nSee 'cove --help'.\n", argv[1]);
+	fprintf(stderr, "cove: unknown command \"%s\" (see 'cove --help')\n", argv[1]);
 	return 1;
 }

@@ -119,7 +119,7 @@ static int __attribute__((format(printf, 2, 3))) usage_error(const char *cmd, co
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nSee 'cove image %s --help'.\n", cmd);
+	fprintf(stderr, " (see 'cove image %s --help')\n", cmd);
 	return 1;
 }
 
@@ -463,6 +463,6 @@ int image_cmd_main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name) || (cmds[i].alias && !strcmp(argv[1], cmds[i].alias)))
 			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "cove: unknown command \"image %s\"\nSee 'cove image --help'.\n", argv[1]);
+	fprintf(stderr, "cove: unknown command \"image %s\" (see 'cove image --help')\n", argv[1]);
 	return 1;
 }
