@@ -9,6 +9,8 @@ mkimage.py DIR TAG KIND
   evil-symlink   one layer that plants a symlink to a host path and then
                  writes a file through it
   unique         one small layer whose content is random (a fresh blob)
+  multi          an image index with linux/arm64 and linux/amd64 images whose
+                 /arch says which
 """
 import gzip
 import hashlib
@@ -108,7 +110,7 @@ def main():
                    "gzip")]
     elif kind == "unique":
         layers = [(layer([f("random", os.urandom(4096))]), "gzip")]
-    else:
+    elif kind != "multi":
         sys.exit("unknown kind " + kind)
 
     blobs = os.path.join(out, "blobs", "sha256")
@@ -120,6 +122,38 @@ def main():
             fp.write(data)
         return "sha256:" + h, len(data)
 
+    if kind == "multi":
+        entries = []
+        for arch in ("arm64", "amd64"):
+            mdg, msize = image(put, [(layer([f("arch", arch.encode() + b"\n")]), "gzip")], arch)
+            entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": mdg, "size": msize,
+                            "platform": {"architecture": arch, "os": "linux"}})
+        idx = json.dumps({"schemaVersion": 2,
+                          "mediaType": "application/vnd.oci.image.index.v1+json",
+                          "manifests": entries}).encode()
+        mdg, msize = put(idx)
+        top = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": mdg,
+               "size": msize}
+    else:
+        mdg, msize = image(put, layers, "amd64")
+        top = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdg,
+               "size": msize, "platform": {"architecture": "amd64", "os": "linux"}}
+    index_path = os.path.join(out, "index.json")
+    index = {"schemaVersion": 2, "manifests": []}
+    if os.path.exists(index_path):
+        index = json.load(open(index_path))
+    top["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    index["manifests"].append(top)
+    with open(index_path, "w") as fp:
+        json.dump(index, fp)
+    with open(os.path.join(out, "oci-layout"), "w") as fp:
+        json.dump({"imageLayoutVersion": "1.0.0"}, fp)
+    print(mdg)
+
+
+def image(put, layers, arch):
+    """Store layers, config and manifest; returns the manifest's digest and size."""
     descs, diff_ids = [], []
     for raw, comp in layers:
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
@@ -128,7 +162,7 @@ def main():
         mt = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if comp == "gzip" else "")
         descs.append({"mediaType": mt, "digest": dg, "size": size})
     config = json.dumps({
-        "architecture": "amd64", "os": "linux",
+        "architecture": arch, "os": "linux",
         "config": {"Cmd": ["/bin/sh"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }).encode()
@@ -140,22 +174,7 @@ def main():
                    "digest": cdg, "size": csize},
         "layers": descs,
     }).encode()
-    mdg, msize = put(manifest)
-    index_path = os.path.join(out, "index.json")
-    index = {"schemaVersion": 2, "manifests": []}
-    if os.path.exists(index_path):
-        index = json.load(open(index_path))
-    index["manifests"].append({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": mdg, "size": msize,
-        "platform": {"architecture": "amd64", "os": "linux"},
-        "annotations": {"org.opencontainers.image.ref.name": tag},
-    })
-    with open(index_path, "w") as fp:
-        json.dump(index, fp)
-    with open(os.path.join(out, "oci-layout"), "w") as fp:
-        json.dump({"imageLayoutVersion": "1.0.0"}, fp)
-    print(mdg)
+    return put(manifest)
 
 
 main()

@@ -173,6 +173,52 @@ test_import() {
 	run_fail 'unknown source' $COVE image import "tarball:$T/img.tar"
 }
 
+test_index() {
+	local img=$T/multi.img
+	mkimage "$T/multi" 1 multi || return 1
+	skopeo --policy "$T/policy.json" copy -q --all --dest-tls-verify=false "oci:$T/multi:1" \
+		"docker://127.0.0.1:$port/test/multi:1" >"$T/skopeo.log" 2>&1 ||
+		fail "skopeo copy --all: $(cat "$T/skopeo.log")" || return 1
+	curl -sf -H "Accept: application/vnd.oci.image.index.v1+json" \
+		"http://127.0.0.1:$port/v2/test/multi/manifests/1" | grep -q '"manifests"' ||
+		fail "the registry does not hold an index" || return 1
+	$COVE image pull -q "127.0.0.1:$port/test/multi:1" >/dev/null || fail "pull of an index" || return 1
+	$COVE image unpack -q "127.0.0.1:$port/test/multi:1" "$img" --size 16M || fail "unpack multi" || return 1
+	[ "$(dbg "$img" "cat /arch")" = amd64 ] || fail "the index gave $(dbg "$img" "cat /arch"), not amd64"
+	# the same from the layout
+	$COVE image import -q "oci:$T/multi:1" local/multi:1 >/dev/null || fail "import of an index"
+}
+
+test_docker_archive() {
+	skopeo --policy "$T/policy.json" copy -q "oci:$T/img:1" "docker-archive:$T/docker.tar:saved/busybox:7" \
+		>"$T/skopeo.log" 2>&1 || fail "skopeo to docker-archive: $(cat "$T/skopeo.log")" || return 1
+	$COVE image import -q "docker-archive:$T/docker.tar" >/dev/null || fail "import docker-archive:" || return 1
+	$COVE image ls | grep -qE "^docker.io/saved/busybox +7 " || fail "docker-archive: not named by its tag"
+	$COVE image unpack -q saved/busybox:7 "$T/docker.img" --size 64M || fail "unpack docker-archive image" || return 1
+	e2fsck -fn "$T/docker.img" >/dev/null 2>&1 || fail "e2fsck docker-archive image"
+	dbg "$T/docker.img" "stat /dev/null" | grep -q "Type: character special" || fail "docker-archive /dev/null"
+}
+
+test_token_auth() {
+	local aport auth_pid r
+	aport=$(free_port)
+	python3 tests/image/authproxy.py "$aport" "$port" "$T/tokens.log" &
+	auth_pid=$!
+	for _ in $(seq 50); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$aport/v2/")" = 401 ] && break
+		sleep 0.1
+	done
+	rm -rf "$XDG_DATA_HOME.auth"
+	r=0
+	XDG_DATA_HOME=$XDG_DATA_HOME.auth $COVE image pull -q "127.0.0.1:$aport/test/busybox:1" >"$T/out" 2>&1 || r=$?
+	kill $auth_pid
+	wait $auth_pid 2>/dev/null || true
+	rm -rf "$XDG_DATA_HOME.auth"
+	[ $r -eq 0 ] || fail "pull through a token-protected registry: $(cat "$T/out")" || return 1
+	grep -q "scope=repository%3Atest%2Fbusybox%3Apull" "$T/tokens.log" ||
+		fail "no token asked for the right scope: $(cat "$T/tokens.log")"
+}
+
 test_registry_down() {
 	local p
 	p=$(free_port)
@@ -243,8 +289,8 @@ mkimage "$T/img" 1 busybox || { echo "0 passed, 1 failed"; exit 1; }
 start_registry || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0 failures=()
-for t in test_help test_bad_reference test_pull test_unpack test_import test_registry_down \
-	 test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
+for t in test_help test_bad_reference test_pull test_unpack test_import test_index \
+	 test_docker_archive test_token_auth test_registry_down test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
 	[[ $t =~ ${TEST_FILTER:-.} ]] || continue
 	start=$(date +%s.%N)
 	( set -e; "$t" )
