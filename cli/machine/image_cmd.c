@@ -12,11 +12,10 @@
 #include <jansson.h>
 
 #include "human.h"
-#include "layer_ext4.h"
+#include "image.h"
 #include "libcove.h"
 #include "log.h"
 #include "oci_import.h"
-#include "oci_manifest.h"
 #include "oci_ref.h"
 #include "registry.h"
 #include "store.h"
@@ -378,50 +377,12 @@ static const struct option opts_unpack[] = {
 	{ 0 },
 };
 
-static int unpack(struct store *s, const char *what, const char *out, uint64_t size, bool quiet)
-{
-	struct oci_manifest *m = malloc(sizeof(*m));
-	struct layer_ext4 *b = NULL;
-	struct store_image im;
-	struct timespec t0, t1;
-	char path[PATH_MAX], hs[32];
-	size_t len;
-	char *buf = NULL;
-	int err;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = m ? store_image_find(s, what, &im) : cove_fail(-ENOMEM, "out of memory");
-	if (!err)
-		err = store_blob_read(s, im.digest, OCI_MANIFEST_MAX, &buf, &len);
-	if (!err)
-		err = oci_manifest_parse(buf, len, m);
-	if (!err)
-		err = layer_ext4_create(out, size, &b);
-	for (unsigned i = 0; !err && i < m->n_layers; i++) {
-		if (!quiet)
-			printf("%.19s: unpacking (layer %u of %u, %s)\n", m->layers[i].digest, i + 1,
-			       m->n_layers, human_size(m->layers[i].size, hs, sizeof(hs)));
-		fflush(stdout);
-		store_blob_path(s, m->layers[i].digest, path, sizeof(path));
-		err = layer_ext4_apply_file(b, path);
-	}
-	if (err) {
-		layer_ext4_abort(b);
-	} else {
-		err = layer_ext4_finish(b);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		if (!err && !quiet)
-			printf("%s: ext4, %s, from %s in %.2fs\n", out, human_size(size, hs, sizeof(hs)),
-			       im.name, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
-	}
-	free(buf);
-	free(m);
-	return err;
-}
-
 static int cmd_unpack(int argc, char **argv)
 {
 	struct common o = { 0 };
+	struct store_image im;
+	struct timespec t0, t1;
+	char hs[32];
 	struct store s;
 	uint64_t size;
 	int err, i = parse_opts(argc, argv, usage_unpack, opts_unpack, "qhs:", common_opt, &o);
@@ -437,9 +398,16 @@ static int cmd_unpack(int argc, char **argv)
 		return usage_error("unpack", "bad size \"%s\": use e.g. 512M or 8G", o.size);
 	if (store_open(&s, STORE_SHARED))
 		return fail();
-	err = unpack(&s, argv[i], argv[i + 1], size, o.quiet);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = image_unpack(&s, argv[i], argv[i + 1], size, o.quiet ? NULL : stdout, &im);
 	store_close(&s);
-	return err ? fail() : 0;
+	if (err)
+		return fail();
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!o.quiet)
+		printf("%s: ext4, %s, from %s in %.2fs\n", argv[i + 1], human_size(size, hs, sizeof(hs)),
+		       im.name, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return 0;
 }
 
 int image_cmd_main(int argc, char **argv)

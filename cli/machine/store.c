@@ -309,9 +309,12 @@ static int write_index(const struct store *s, const struct store_image *imgs, si
 	return err;
 }
 
+static int collect_garbage(const struct store *s, const struct store_image *imgs, size_t n);
+
 int store_image_add(struct store *s, const char *name, const char *manifest_digest)
 {
 	struct store_image *imgs, *im = NULL, *grown;
+	bool replaced = false;
 	struct oci_manifest *m;
 	size_t n, len;
 	char *buf;
@@ -334,7 +337,9 @@ int store_image_add(struct store *s, const char *name, const char *manifest_dige
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(imgs[i].name, name))
 			im = &imgs[i];
-	if (!im) {
+	if (im) {
+		replaced = strcmp(im->digest, manifest_digest) != 0;
+	} else {
 		grown = realloc(imgs, (n + 1) * sizeof(*imgs));
 		if (!grown) {
 			free(imgs);
@@ -354,6 +359,8 @@ int store_image_add(struct store *s, const char *name, const char *manifest_dige
 	im->created = time(NULL);
 	free(m);
 	err = write_index(s, imgs, n);
+	if (!err && replaced)
+		err = collect_garbage(s, imgs, n);	/* the name's old blobs */
 	free(imgs);
 	return err;
 }

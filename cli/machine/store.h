@@ -69,7 +69,9 @@ int store_read_verified(const char *path, const char *digest, size_t max, char *
 int store_images(const struct store *s, struct store_image **imgs, size_t *n);
 
 /* Record name -> manifest (whose blobs must all be in the store),
- * replacing an older entry of that name. Needs the exclusive lock. */
+ * replacing an older entry of that name and removing the blobs only that
+ * entry used. Needs the exclusive lock. 0 or -errno with cove_fail's
+ * message. */
 int store_image_add(struct store *s, const char *name, const char *manifest_digest);
 
 /* Find an image by name ("busybox:1" is normalised like a reference)

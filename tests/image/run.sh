@@ -219,6 +219,18 @@ test_token_auth() {
 		fail "no token asked for the right scope: $(cat "$T/tokens.log")"
 }
 
+test_retag() {
+	local first
+	mkimage "$T/u1" 1 unique && push "$T/u1:1" test/retag:1 || return 1
+	$COVE image pull -q "127.0.0.1:$port/test/retag:1" >/dev/null || fail "pull retag 1" || return 1
+	first=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"][7:])' "$T/u1/index.json")
+	[ -e "$XDG_DATA_HOME/cove/images/blobs/sha256/$first" ] || fail "first manifest not stored" || return 1
+	mkimage "$T/u2" 1 unique && push "$T/u2:1" test/retag:1 || return 1
+	$COVE image pull -q "127.0.0.1:$port/test/retag:1" >/dev/null || fail "pull retag 2" || return 1
+	[ ! -e "$XDG_DATA_HOME/cove/images/blobs/sha256/$first" ] || fail "the replaced image's blobs stayed"
+	[ "$($COVE image ls | grep -c "test/retag ")" -eq 1 ] || fail "retag listed twice"
+}
+
 test_registry_down() {
 	local p
 	p=$(free_port)
@@ -290,7 +302,7 @@ start_registry || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0 failures=()
 for t in test_help test_bad_reference test_pull test_unpack test_import test_index \
-	 test_docker_archive test_token_auth test_registry_down test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
+	 test_docker_archive test_token_auth test_retag test_registry_down test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
 	[[ $t =~ ${TEST_FILTER:-.} ]] || continue
 	start=$(date +%s.%N)
 	( set -e; "$t" )
