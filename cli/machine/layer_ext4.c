@@ -538,6 +538,12 @@ static int add_entry(struct layer_ext4 *b, struct archive *a, struct archive_ent
 	return err ?: set_xattrs(b, ino, e, path);
 }
 
+/* The root's lost+found belongs to the filesystem, not to the layers. */
+static bool is_lost_found(ext2_ino_t dir, const char *name)
+{
+	return dir == EXT2_ROOT_INO && !strcmp(name, "lost+found");
+}
+
 /* First pass: whiteouts against the layers below. */
 static int apply_whiteout(struct layer_ext4 *b, char *path)
 {
@@ -556,14 +562,15 @@ static int apply_whiteout(struct layer_ext4 *b, char *path)
 
 		err = x ? ext_fail(x, "reading directory of", path) : ns.err;
 		for (size_t i = 0; !err && i < ns.n; i++)
-			err = remove_entry(b, dir, ns.v[i]);
+			if (!is_lost_found(dir, ns.v[i]))
+				err = remove_entry(b, dir, ns.v[i]);
 		names_free(&ns);
 		return err;
 	}
 	base += strlen(WH_PREFIX);
 	if (!base[0] || !strcmp(base, ".") || !strcmp(base, ".."))
 		return cove_fail(-EINVAL, "malicious layer: whiteout %s: refused", path);
-	return remove_entry(b, dir, base);
+	return is_lost_found(dir, base) ? 0 : remove_entry(b, dir, base);
 }
 
 static int open_src(const struct layer_src *src, struct archive **out)

@@ -231,6 +231,19 @@ test_retag() {
 	[ "$($COVE image ls | grep -c "test/retag ")" -eq 1 ] || fail "retag listed twice"
 }
 
+test_concurrent() {
+	local x=$T/conc p1 p2 r1=0 r2=0
+	XDG_DATA_HOME=$x $COVE image pull -q "127.0.0.1:$port/test/busybox:1" >/dev/null 2>"$T/c1" &
+	p1=$!
+	XDG_DATA_HOME=$x $COVE image pull -q "127.0.0.1:$port/test/multi:1" >/dev/null 2>"$T/c2" &
+	p2=$!
+	wait $p1 || r1=$?
+	wait $p2 || r2=$?
+	[ $r1 -eq 0 ] && [ $r2 -eq 0 ] || fail "parallel pulls: $(cat "$T/c1" "$T/c2")" || return 1
+	[ "$(XDG_DATA_HOME=$x $COVE image ls -q | wc -l)" -eq 2 ] || fail "parallel pulls: $(XDG_DATA_HOME=$x $COVE image ls)"
+	[ -z "$(ls "$x/cove/images/tmp")" ] || fail "parallel pulls left files in tmp/"
+}
+
 test_registry_down() {
 	local p
 	p=$(free_port)
@@ -302,7 +315,7 @@ start_registry || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0 failures=()
 for t in test_help test_bad_reference test_pull test_unpack test_import test_index \
-	 test_docker_archive test_token_auth test_retag test_registry_down test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
+	 test_docker_archive test_token_auth test_retag test_concurrent test_registry_down test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
 	[[ $t =~ ${TEST_FILTER:-.} ]] || continue
 	start=$(date +%s.%N)
 	( set -e; "$t" )

@@ -346,10 +346,13 @@ static void test_big_directories(void **state)
 	tar_begin(&t, false);
 	file(&t, "many/.wh..wh..opq", "");
 	file(&t, "many/last", "last\n");
+	file(&t, ".wh..wh..opq", "");		/* the root: all but lost+found */
+	file(&t, ".wh.lost+found", "");
 	tar_end(&t);
 	assert_int_equal(apply(f, &t), 0);
 	fs = finish(f);
 	assert_content(fs, "many/last", "last\n");
+	assert_int_equal(find(fs, "lost+found", NULL, NULL), 0);
 	assert_int_equal(find(fs, "many/file-with-a-longish-name-0599", NULL, NULL), -ENOENT);
 	ext2fs_close_free(&fs);
 }
