@@ -35,7 +35,7 @@ const char *oci_ref_api_host(const struct oci_ref *r);
 
 /* True when the registry is on loopback (localhost, 127.0.0.0/8, [::1]),
  * or listed in COVE_INSECURE_REGISTRIES (comma-separated HOST[:PORT]):
- * those are spoken to over plain HTTP, others over HTTPS only. */
+ * those may be spoken to over plain HTTP, others over HTTPS only. */
 bool oci_ref_insecure(const struct oci_ref *r);
 
 #endif

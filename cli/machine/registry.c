@@ -1,6 +1,5 @@
 #include "registry.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -425,6 +424,26 @@ out:
 	return err;
 }
 
+/* Whether the registry answers TLS: an insecure registry is tried with
+ * HTTPS first, like docker does, and spoken to in plain HTTP only when
+ * the TLS handshake fails. */
+static bool speaks_tls(struct reg *g)
+{
+	struct resp r = { .fd = -1 };
+	char url[512];
+	CURLcode rc;
+
+	snprintf(url, sizeof(url), "https://%s/v2/", oci_ref_api_host(g->ref));
+	curl_easy_setopt(g->curl, CURLOPT_URL, url);
+	curl_easy_setopt(g->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(g->curl, CURLOPT_HEADERDATA, &r);
+	curl_easy_setopt(g->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(g->curl, CURLOPT_WRITEDATA, &r);
+	rc = curl_easy_perform(g->curl);
+	free(r.body);
+	return rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_RECV_ERROR;
+}
+
 int registry_pull(struct store *s, const struct oci_ref *ref, FILE *progress,
 		  char digest[DIGEST_LEN + 1])
 {
@@ -437,11 +456,11 @@ int registry_pull(struct store *s, const struct oci_ref *ref, FILE *progress,
 			return cove_fail(-ENOMEM, "libcurl failed to initialise");
 		curl_ready = true;
 	}
-	snprintf(g.base, sizeof(g.base), "%s://%s/v2/%s", oci_ref_insecure(ref) ? "http" : "https",
-		 oci_ref_api_host(ref), ref->repo);
 	g.curl = curl_easy_init();
 	if (!g.curl)
 		return cove_fail(-ENOMEM, "libcurl failed to initialise");
+	if (getenv("SSL_CERT_FILE"))
+		curl_easy_setopt(g.curl, CURLOPT_CAINFO, getenv("SSL_CERT_FILE"));
 	curl_easy_setopt(g.curl, CURLOPT_ERRORBUFFER, g.errbuf);
 	curl_easy_setopt(g.curl, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(g.curl, CURLOPT_MAXREDIRS, 5L);
@@ -452,6 +471,9 @@ int registry_pull(struct store *s, const struct oci_ref *ref, FILE *progress,
 	curl_easy_setopt(g.curl, CURLOPT_LOW_SPEED_TIME, 60L);
 	curl_easy_setopt(g.curl, CURLOPT_USERAGENT, "cove/" COVE_VERSION);
 	curl_easy_setopt(g.curl, CURLOPT_NOSIGNAL, 1L);
+	snprintf(g.base, sizeof(g.base), "%s://%s/v2/%s",
+		 oci_ref_insecure(ref) && !speaks_tls(&g) ? "http" : "https",
+		 oci_ref_api_host(ref), ref->repo);
 	err = pull(&g, s, progress, digest);
 	curl_easy_cleanup(g.curl);
 	free(g.token);

@@ -1,6 +1,7 @@
 /* The OCI distribution API client (libcurl): manifests and blobs from a
- * registry into the store. HTTPS, or plain HTTP for the registries
- * oci_ref_insecure names; anonymous bearer tokens per the registry's
+ * registry into the store. HTTPS (CA bundle from SSL_CERT_FILE when set),
+ * or for the registries oci_ref_insecure names, plain HTTP when they do
+ * not answer TLS; anonymous bearer tokens per the registry's
  * WWW-Authenticate challenge. */
 #ifndef COVE_REGISTRY_H
 #define COVE_REGISTRY_H

@@ -244,6 +244,33 @@ test_concurrent() {
 	[ -z "$(ls "$x/cove/images/tmp")" ] || fail "parallel pulls left files in tmp/"
 }
 
+test_https() {
+	local tport tls_pid r=0
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext "subjectAltName=IP:127.0.0.1" -keyout "$T/key.pem" -out "$T/cert.pem" \
+		>/dev/null 2>&1 || fail "openssl req" || return 1
+	tport=$(free_port)
+	sed -e "s/127.0.0.1:$port/127.0.0.1:$tport/" "$T/registry.yml" >"$T/tls.yml"
+	printf '  tls:\n    certificate: %s\n    key: %s\n' "$T/cert.pem" "$T/key.pem" >>"$T/tls.yml"
+	docker-registry serve "$T/tls.yml" >"$T/tls.log" 2>&1 &
+	tls_pid=$!
+	for _ in $(seq 100); do
+		curl -sf --cacert "$T/cert.pem" "https://127.0.0.1:$tport/v2/" >/dev/null && break
+		sleep 0.1
+	done
+	rm -rf "$XDG_DATA_HOME.tls"
+	XDG_DATA_HOME=$XDG_DATA_HOME.tls SSL_CERT_FILE=$T/cert.pem \
+		$COVE image pull -q "127.0.0.1:$tport/test/busybox:1" >"$T/out" 2>&1 || r=$?
+	[ $r -eq 0 ] || fail "pull over HTTPS: $(cat "$T/out")"
+	# an untrusted certificate is an error, not a reason to fall back to HTTP
+	XDG_DATA_HOME=$XDG_DATA_HOME.tls run_fail "registry 127.0.0.1:$tport: .*certificate" \
+		$COVE image pull "127.0.0.1:$tport/test/multi:1" || r=1
+	kill $tls_pid
+	wait $tls_pid 2>/dev/null || true
+	rm -rf "$XDG_DATA_HOME.tls"
+	return $r
+}
+
 test_registry_down() {
 	local p
 	p=$(free_port)
@@ -315,7 +342,7 @@ start_registry || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0 failures=()
 for t in test_help test_bad_reference test_pull test_unpack test_import test_index \
-	 test_docker_archive test_token_auth test_retag test_concurrent test_registry_down test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
+	 test_docker_archive test_token_auth test_retag test_concurrent test_https test_registry_down test_unknown_image test_corrupt_blob test_malicious_layers test_rm; do
 	[[ $t =~ ${TEST_FILTER:-.} ]] || continue
 	start=$(date +%s.%N)
 	( set -e; "$t" )
