@@ -42,7 +42,7 @@ static const char usage_pull[] =
 "Download an image from a registry\n"
 "\n"
 "  debian:12 means docker.io/library/debian:12; HOST[:PORT]/REPO[:TAG] names\n"
-"  another registry. HTTPS always; registries on loopback (localhost,\n"
+"  another registry over HTTPS; registries on loopback (localhost,\n"
 "  127.0.0.0/8, [::1]) and those in $COVE_INSECURE_REGISTRIES (comma-separated\n"
 "  HOST[:PORT]) may also answer in plain HTTP when they do not speak TLS.\n"
 "  $SSL_CERT_FILE names a CA bundle. Manifest lists pick linux/amd64; every\n"

@@ -7,7 +7,7 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
-COVE=$repo/build/cove
+COVE=${COVE:-$repo/build/cove}
 T=$(mktemp -d /tmp/cove-image.XXXXXX)
 export XDG_DATA_HOME=$T/data HOME=$T/home
 mkdir -p "$HOME"
