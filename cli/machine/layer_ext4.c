@@ -147,8 +147,9 @@ static int make_dir(struct layer_ext4 *b, ext2_ino_t dir, const char *name, ext2
 }
 
 /* Walk the directories of path (all but its last component) from the
- * root, never following a symlink. With create, missing directories are
- * made (0755 root:root); without, a missing one is -ENOENT, quietly.
+ * root, never following a symlink (-EINVAL). With create, missing
+ * directories are made (0755 root:root); without, a missing one is
+ * -ENOENT, quietly. A component that is not a directory is -ENOTDIR.
  * path is modified in place and restored. */
 static int walk(struct layer_ext4 *b, char *path, bool create, ext2_ino_t *dir,
 		const char **base)
@@ -171,7 +172,7 @@ static int walk(struct layer_ext4 *b, char *path, bool create, ext2_ino_t *dir,
 			err = cove_fail(-EINVAL, "malicious layer: %s is a symlink, and the layer "
 					"writes through it: refused", path);
 		else if (!err && !LINUX_S_ISDIR(in.i_mode))
-			err = cove_fail(-EINVAL, "layer: %s is not a directory", path);
+			err = cove_fail(-ENOTDIR, "layer: %s is not a directory", path);
 		*slash = '/';
 		if (err)
 			return err;
@@ -487,11 +488,12 @@ static int add_entry(struct layer_ext4 *b, struct archive *a, struct archive_ent
 
 	if (!path[0])
 		return type == AE_IFDIR ? set_meta(b, EXT2_ROOT_INO, e) : 0;
+	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (!strncmp(base, WH_PREFIX, strlen(WH_PREFIX)))
+		return 0;	/* applied in the first pass */
 	err = walk(b, path, true, &dir, &base);
 	if (err)
 		return err;
-	if (!strncmp(base, WH_PREFIX, strlen(WH_PREFIX)))
-		return 0;	/* applied in the first pass */
 	if (hard)
 		return add_hardlink(b, dir, base, path, hard);
 	if (lookup(b, dir, base, &ino) == 0) {
@@ -555,7 +557,7 @@ static int apply_whiteout(struct layer_ext4 *b, char *path)
 		return 0;
 	err = walk(b, path, false, &dir, &base);
 	if (err)
-		return err == -ENOENT ? 0 : err;
+		return err == -ENOENT || err == -ENOTDIR ? 0 : err;	/* nothing below */
 	if (!strcmp(base, WH_OPAQUE)) {
 		struct names ns = { 0 };
 		errcode_t x = ext2fs_dir_iterate(b->fs, dir, 0, NULL, collect_name, &ns);

@@ -22,7 +22,8 @@ int layer_ext4_create(const char *path, uint64_t size, struct layer_ext4 **out);
  * hardlinks, devices, fifos; owner, mode, mtime, xattrs kept). Missing
  * parent directories are made. A path with "..", or one that goes through
  * a symlink, or a hardlink to a missing file or a directory, is refused
- * with -EINVAL; absolute paths are taken relative to the image root.
+ * with -EINVAL (-ENOTDIR for a path under a file); absolute paths are
+ * taken relative to the image root.
  * 0 or -errno with cove_fail's message; after an error the image is only
  * fit for layer_ext4_abort. */
 int layer_ext4_apply_file(struct layer_ext4 *b, const char *layer_path);

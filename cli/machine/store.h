@@ -1,7 +1,8 @@
 /* The image store: content-addressed blobs under
  * $XDG_DATA_HOME/cove/images (default ~/.local/share/cove/images),
  * blobs/sha256/<hex>, and images.json mapping names to manifest digests,
- * replaced atomically. One lock file serialises writers. */
+ * replaced atomically. One lock file serialises writers. Main thread
+ * (one struct store per thread if ever more). */
 #ifndef COVE_STORE_H
 #define COVE_STORE_H
 
@@ -35,10 +36,12 @@ enum store_lock {
 /* Open (creating) the store and take its lock. Blocks while another cove
  * holds a conflicting lock. 0 or -errno with cove_fail's message. */
 int store_open(struct store *s, enum store_lock lock);
+/* Release the lock (the store's files stay). */
 void store_close(struct store *s);
 
-/* The path of a blob (whether or not it exists) into buf. */
+/* The path of a blob (whether or not it exists) into buf. Pure. */
 void store_blob_path(const struct store *s, const char *digest, char *buf, size_t size);
+/* Whether the store has the blob (checked when it came in). */
 bool store_blob_has(const struct store *s, const char *digest);
 
 /* A new temporary file in the store, for a blob being fetched: fd with
