@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,15 +29,23 @@ struct tar {
 	size_t size, used;
 };
 
-static void tar_begin(struct tar *t, bool gzip)
+enum filter {
+	PLAIN,
+	GZIP,
+	ZSTD,
+};
+
+static void tar_begin(struct tar *t, enum filter filter)
 {
 	t->size = 64 << 20;
 	t->buf = malloc(t->size);
 	assert_non_null(t->buf);
 	t->a = archive_write_new();
 	archive_write_set_format_pax_restricted(t->a);
-	if (gzip)
-		archive_write_add_filter_gzip(t->a);
+	if (filter == GZIP)
+		assert_int_equal(archive_write_add_filter_gzip(t->a), ARCHIVE_OK);
+	else if (filter == ZSTD)
+		assert_int_equal(archive_write_add_filter_zstd(t->a), ARCHIVE_OK);
 	else
 		archive_write_add_filter_none(t->a);
 	assert_int_equal(archive_write_open_memory(t->a, t->buf, t->size, &t->used), ARCHIVE_OK);
@@ -221,6 +228,7 @@ static void test_norm_path(void **state)
 	assert_int_equal(layer_ext4_norm_path("a", buf, 0), -ENAMETOOLONG);
 }
 
+/* gzip, then zstd */
 static void test_layers_and_whiteouts(void **state)
 {
 	struct fixture *f = *state;
@@ -229,7 +237,7 @@ static void test_layers_and_whiteouts(void **state)
 	ext2_filsys fs;
 	ext2_ino_t a, b;
 
-	tar_begin(&t, true);
+	tar_begin(&t, GZIP);
 	dir(&t, "etc");
 	file(&t, "etc/keep", "keep\n");
 	file(&t, "etc/drop", "drop\n");
@@ -244,7 +252,7 @@ static void test_layers_and_whiteouts(void **state)
 	tar_end(&t);
 	assert_int_equal(apply(f, &t), 0);
 
-	tar_begin(&t, false);
+	tar_begin(&t, ZSTD);
 	file(&t, "opq/new", "new\n");		/* before the marker: must survive */
 	file(&t, "opq/.wh..wh..opq", "");
 	file(&t, "etc/.wh.drop", "");
@@ -284,7 +292,7 @@ static void test_replace(void **state)
 	struct tar t;
 	ext2_filsys fs;
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, "f2d", "file\n");
 	dir(&t, "d2f");
 	dir(&t, "d2f/sub");
@@ -297,7 +305,7 @@ static void test_replace(void **state)
 	tar_end(&t);
 	assert_int_equal(apply(f, &t), 0);
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	dir(&t, "f2d");
 	file(&t, "f2d/inner", "inner\n");
 	file(&t, "d2f", "now a file\n");
@@ -331,7 +339,7 @@ static void test_big_directories(void **state)
 	ext2_filsys fs;
 	char name[64];
 
-	tar_begin(&t, true);
+	tar_begin(&t, GZIP);
 	dir(&t, "many");
 	for (int i = 0; i < 600; i++) {
 		snprintf(name, sizeof(name), "many/file-with-a-longish-name-%04d", i);
@@ -343,7 +351,7 @@ static void test_big_directories(void **state)
 	}
 	tar_end(&t);
 	assert_int_equal(apply(f, &t), 0);
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, "many/.wh..wh..opq", "");
 	file(&t, "many/last", "last\n");
 	file(&t, ".wh..wh..opq", "");		/* the root: all but lost+found */
@@ -362,13 +370,13 @@ static void test_traversal_refused(void **state)
 	struct fixture *f = *state;
 	struct tar t;
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, "ok", "ok\n");
 	file(&t, "../escape", "pwned\n");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "malicious layer: \"../escape\" leaves the image");
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, "a/b/../../../escape", "pwned\n");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "path traversal");
@@ -379,7 +387,7 @@ static void test_symlink_write_through_refused(void **state)
 	struct fixture *f = *state;
 	struct tar t;
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	symlink_(&t, "etc", "/etc");
 	file(&t, "etc/passwd", "pwned\n");
 	tar_end(&t);
@@ -391,11 +399,11 @@ static void test_symlink_lower_layer_refused(void **state)
 	struct fixture *f = *state;
 	struct tar t;
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	symlink_(&t, "up", "../../../..");
 	tar_end(&t);
 	assert_int_equal(apply(f, &t), 0);
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, "up/tmp/pwned", "pwned\n");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "malicious layer: up is a symlink");
@@ -406,11 +414,11 @@ static void test_whiteout_through_symlink_refused(void **state)
 	struct fixture *f = *state;
 	struct tar t;
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	symlink_(&t, "l", "/");
 	tar_end(&t);
 	assert_int_equal(apply(f, &t), 0);
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, "l/.wh.etc", "");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "l is a symlink");
@@ -421,28 +429,28 @@ static void test_bad_links_refused(void **state)
 	struct fixture *f = *state;
 	struct tar t;
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	hardlink(&t, "h", "../../etc/shadow");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "malicious layer: hardlink h");
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	hardlink(&t, "h", "missing");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "hardlink h to missing");
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	dir(&t, "d");
 	hardlink(&t, "h", "d");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "to directory");
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, ".wh..", "");
 	tar_end(&t);
 	assert_refused(apply(f, &t), "whiteout");
 
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	file(&t, "plain", "p");
 	file(&t, "plain/.wh.x", "");		/* a whiteout under a file: nothing to do */
 	file(&t, "plain/under", "u");
@@ -476,7 +484,7 @@ static void test_disk_full(void **state)
 	layer_ext4_abort(f->b);
 	f->b = NULL;
 	assert_int_equal(layer_ext4_create(f->path, LAYER_EXT4_MIN_SIZE, &small), 0);
-	tar_begin(&t, false);
+	tar_begin(&t, PLAIN);
 	tar_add(&t, "big", AE_IFREG, 0644, big, len, NULL);
 	tar_end(&t);
 	free(big);
