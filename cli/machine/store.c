@@ -278,7 +278,21 @@ bad:
 	return cove_fail(-EINVAL, "%s: not a cove image index", path);
 }
 
-/* Replace images.json with imgs[0..n): tmp file, fsync, rename. */
+static void fsync_dir(const char *root, const char *sub)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s%s", root, sub);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/* Replace images.json with imgs[0..n): tmp file, fsync, rename; the blobs
+ * it names are made durable first, the rename after. */
 static int write_index(const struct store *s, const struct store_image *imgs, size_t n)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
@@ -302,10 +316,13 @@ static int write_index(const struct store *s, const struct store_image *imgs, si
 		err = cove_fail(-EIO, "%s: write failed", tmp);
 	close(fd);
 	json_decref(j);
+	fsync_dir(s->root, "/blobs/sha256");
 	if (!err && (chmod(tmp, 0600) < 0 || rename(tmp, path) < 0))
 		err = cove_fail(-errno, "%s: %s", path, strerror(errno));
 	if (err)
 		unlink(tmp);
+	else
+		fsync_dir(s->root, "");
 	return err;
 }
 
