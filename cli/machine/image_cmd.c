@@ -178,7 +178,7 @@ static int cmd_pull(int argc, char **argv)
 	char digest[DIGEST_LEN + 1], name[OCI_REF_MAX];
 	struct oci_ref ref;
 	struct store s;
-	int i = parse_opts(argc, argv, usage_pull, opts_quiet, "+qh", common_opt, &o);
+	int i = parse_opts(argc, argv, usage_pull, opts_quiet, "qh", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
@@ -209,7 +209,7 @@ static int cmd_import(int argc, char **argv)
 	struct common o = { 0 };
 	char digest[DIGEST_LEN + 1], name[OCI_REF_MAX];
 	struct store s;
-	int i = parse_opts(argc, argv, usage_import, opts_quiet, "+qh", common_opt, &o);
+	int i = parse_opts(argc, argv, usage_import, opts_quiet, "qh", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
@@ -267,12 +267,17 @@ static void ago(int64_t t, char *buf, size_t size)
 	}
 }
 
-/* Split "host/repo:tag" into its repository and tag. */
+/* Split "host/repo:tag" into its repository and tag; a name pulled by
+ * digest ("host/repo@sha256:…") has tag "<none>". */
 static void split_name(const char *name, char *repo, size_t size, const char **tag)
 {
-	const char *colon = strrchr(name, ':'), *slash = strrchr(name, '/');
+	const char *at = strchr(name, '@');
+	const char *colon = at ? NULL : strrchr(name, ':'), *slash = strrchr(name, '/');
 
-	if (colon && (!slash || colon > slash)) {
+	if (at) {
+		snprintf(repo, size, "%.*s", (int)(at - name), name);
+		*tag = "<none>";
+	} else if (colon && (!slash || colon > slash)) {
 		snprintf(repo, size, "%.*s", (int)(colon - name), name);
 		*tag = colon + 1;
 	} else {
@@ -294,7 +299,7 @@ static int cmd_ls(int argc, char **argv)
 	struct store_image *imgs;
 	struct store s;
 	size_t n;
-	int i = parse_opts(argc, argv, usage_ls, opts_ls, "+qh", common_opt, &o);
+	int i = parse_opts(argc, argv, usage_ls, opts_ls, "qh", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
@@ -352,7 +357,7 @@ static int cmd_rm(int argc, char **argv)
 	struct common o = { 0 };
 	struct store_image im;
 	struct store s;
-	int rc = 0, i = parse_opts(argc, argv, usage_rm, opts_help, "+h", common_opt, &o);
+	int rc = 0, i = parse_opts(argc, argv, usage_rm, opts_help, "h", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;

@@ -114,7 +114,9 @@ assert any(i["repository"].endswith("/test/busybox") and i["tag"] == "1" and
 	d=$($COVE image ls --format json | python3 -c '
 import json, sys
 print([i["digest"] for i in json.load(sys.stdin) if i["repository"].endswith("/test/busybox")][0])')
-	$COVE image pull -q "127.0.0.1:$port/test/busybox@$d" >/dev/null || fail "pull by digest"
+	$COVE image pull "127.0.0.1:$port/test/busybox@$d" -q >"$T/out" || fail "pull by digest"
+	[ "$(cat "$T/out")" = "127.0.0.1:$port/test/busybox@$d" ] || fail "pull -q after the name printed $(cat "$T/out")"
+	$COVE image ls | grep -qE "^127.0.0.1:$port/test/busybox +<none> +${d:7:12} " || fail "ls of a pull by digest: $($COVE image ls)"
 }
 
 test_unpack() {
