@@ -38,6 +38,8 @@ static const char usage[] =
 "  --no-acpi            no ACPI tables: the guest finds its CPUs in the MP table\n"
 "                       and its devices on the command line (for kernels built\n"
 "                       without ACPI; implied by acpi=off in --cmdline)\n"
+"  --no-rng             no virtio-rng device (by default the guest gets one,\n"
+"                       fed from the host's getrandom)\n"
 "  --metrics FILE|-     write a JSON object of boot times, exit counts, peak RSS\n"
 "                       and device counters at exit (- for stdout)\n"
 "  --api SOCKET         serve the control API on a unix socket (mode 0600):\n"
@@ -166,7 +168,8 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
-       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API };
+       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API,
+       OPT_NO_RNG };
 
 int main(int argc, char **argv)
 {
@@ -180,6 +183,7 @@ int main(int argc, char **argv)
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
+		{ "no-rng", no_argument, NULL, OPT_NO_RNG },
 		{ "api", required_argument, NULL, OPT_API },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -231,6 +235,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_ACPI:
 			cfg.no_acpi = true;
+			break;
+		case OPT_NO_RNG:
+			cfg.no_rng = true;
 			break;
 		case OPT_API:
 			if (!*optarg)

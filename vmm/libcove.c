@@ -28,6 +28,7 @@
 #include "virtio_blk.h"
 #include "virtio_dev.h"
 #include "virtio_mmio.h"
+#include "virtio_rng.h"
 #include "vm.h"
 
 #define CMDLINE_MAX 4096
@@ -374,6 +375,12 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 	for (int i = 0; i < cfg->ndisks; i++) {
 		struct virtio_dev *d;
 		err = vblk_create(vm, cfg->disks[i].path, cfg->disks[i].readonly, &d);
+		if (err < 0)
+			goto fail;
+	}
+	if (!cfg->no_rng) {
+		struct virtio_dev *d;
+		err = vrng_create(vm, &d);
 		if (err < 0)
 			goto fail;
 	}

@@ -44,6 +44,9 @@ struct cove_config {
 	 * command line says acpi=off, the guest gets the MP table and
 	 * virtio_mmio.device= entries on its command line instead. */
 	bool no_acpi;
+	/* No virtio-rng device (by default the guest gets one, fed from
+	 * getrandom(2)). */
+	bool no_rng;
 };
 
 enum cove_exit_reason {
