@@ -40,6 +40,9 @@ static const char usage[] =
 "                       without ACPI; implied by acpi=off in --cmdline)\n"
 "  --no-rng             no virtio-rng device (by default the guest gets one,\n"
 "                       fed from the host's getrandom)\n"
+"  --balloon            a virtio-balloon device: the control API's balloon op\n"
+"                       sets its target; memory the guest frees goes back to\n"
+"                       the host (free page reporting)\n"
 "  --metrics FILE|-     write a JSON object of boot times, exit counts, peak RSS\n"
 "                       and device counters at exit (- for stdout)\n"
 "  --api SOCKET         serve the control API on a unix socket (mode 0600):\n"
@@ -169,7 +172,7 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
        OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API,
-       OPT_NO_RNG };
+       OPT_NO_RNG, OPT_BALLOON };
 
 int main(int argc, char **argv)
 {
@@ -184,6 +187,7 @@ int main(int argc, char **argv)
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
 		{ "no-rng", no_argument, NULL, OPT_NO_RNG },
+		{ "balloon", no_argument, NULL, OPT_BALLOON },
 		{ "api", required_argument, NULL, OPT_API },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -238,6 +242,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_RNG:
 			cfg.no_rng = true;
+			break;
+		case OPT_BALLOON:
+			cfg.balloon = true;
 			break;
 		case OPT_API:
 			if (!*optarg)

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "serial_8250.h"
 #include "vcpu.h"
+#include "virtio_balloon.h"
 #include "virtio_blk.h"
 #include "virtio_dev.h"
 #include "virtio_mmio.h"
@@ -48,6 +49,7 @@ struct cove_vm {
 	bool started, joined;
 	uint64_t started_ns;		/* monotonic, at cove_vm_start */
 	struct api_server *api;		/* cove_vm_serve_api, or NULL */
+	struct virtio_dev *balloon;	/* cove_config.balloon, or NULL */
 };
 
 static uint64_t process_start_ns;
@@ -384,6 +386,11 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 		if (err < 0)
 			goto fail;
 	}
+	if (cfg->balloon) {
+		err = vballoon_create(vm, &cv->balloon);
+		if (err < 0)
+			goto fail;
+	}
 
 	err = load_guest(cv, cfg);
 	if (err < 0)
@@ -585,6 +592,38 @@ int cove_vm_resume(struct cove_vm *cv)
 	if (vm_resume(&cv->vm) < 0)
 		return cove_fail(-ESRCH, "the VM has ended");
 	return 0;
+}
+
+int cove_vm_balloon_set(struct cove_vm *cv, uint64_t target_bytes)
+{
+	if (!cv->balloon)
+		return cove_fail(-ENODEV, "no balloon device (enable it with --balloon)");
+	if (target_bytes > cv->vm.mem.total)
+		return cove_fail(-EINVAL, "balloon target of %" PRIu64 " MiB exceeds guest memory (%"
+				 PRIu64 " MiB)", target_bytes >> 20, cv->vm.mem.total >> 20);
+	vballoon_set_target(cv->balloon, (uint32_t)(target_bytes >> 12));
+	return 0;
+}
+
+struct balloon_stats_call {
+	struct virtio_dev *d;
+	struct cove_balloon_stats *out;
+};
+
+static void balloon_stats_on_loop(void *arg)
+{
+	struct balloon_stats_call *c = arg;
+
+	vballoon_stats(c->d, c->out);
+}
+
+int cove_vm_balloon_stats(struct cove_vm *cv, struct cove_balloon_stats *out)
+{
+	struct balloon_stats_call c = { cv->balloon, out };
+
+	if (!cv->balloon)
+		return cove_fail(-ENODEV, "no balloon device (enable it with --balloon)");
+	return evloop_call(cv->vm.loop, balloon_stats_on_loop, &c);
 }
 
 /* The control API's view of the VM; on the event-loop thread. */
