@@ -11,6 +11,7 @@ pkgs=(
 	qemu-system-x86 linux-image-amd64 kmod	# nested-KVM harness, bench peer
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils	# guest kernel
 	python3 procps
+	acpica-tools				# iasl -d checks the DSDT (unit test)
 )
 
 missing=()

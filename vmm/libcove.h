@@ -122,6 +122,15 @@ int cove_vm_pause(struct cove_vm *vm);
  * cove_vm_start, -ESRCH once the VM is ending. Any thread. */
 int cove_vm_resume(struct cove_vm *vm);
 
+/* Ask the guest to power off (ACPI power button) and, if it has not ended
+ * timeout_ms later, end it as cove_vm_stop does (COVE_EXIT_STOPPED; a
+ * guest that powers off in time ends with COVE_EXIT_POWEROFF). Returns at
+ * once. Asking again keeps the earliest deadline. 0; -EINVAL before
+ * cove_vm_start; -ENOTSUP without ACPI (no_acpi or acpi=off: the guest
+ * cannot be asked; use cove_vm_stop); -ESRCH once the VM is ending. Any
+ * thread. */
+int cove_vm_shutdown(struct cove_vm *vm, unsigned timeout_ms);
+
 /* Ask the guest to give target_bytes of its memory to the balloon
  * (rounded down to 4 KiB pages; 0 deflates it all); the guest gets there
  * at its pace (cove_vm_balloon_stats says how far). 0; -ENODEV without a
