@@ -22,8 +22,8 @@ static const char usage[] =
 "\n"
 "Boot a Linux kernel in a KVM microVM. The process ends when the guest\n"
 "powers off, reboots or panics (status 0, and a line saying which), or on\n"
-"SIGINT/SIGTERM or the control API's stop; a monitor error exits with\n"
-"status 1.\n"
+"SIGINT/SIGTERM or the control API's stop (its shutdown asks the guest to\n"
+"power off first); a monitor error exits with status 1.\n"
 "\n"
 "Options:\n"
 "  --kernel PATH        bzImage, or uncompressed ELF vmlinux with a PVH entry note\n"
@@ -47,7 +47,8 @@ static const char usage[] =
 "                       and device counters at exit (- for stdout)\n"
 "  --api SOCKET         serve the control API on a unix socket (mode 0600):\n"
 "                       one JSON object per line, e.g. {\"op\":\"status\"}; ops\n"
-"                       status, pause, resume, stop, metrics (see README.md)\n"
+"                       status, pause, resume, stop, metrics, balloon,\n"
+"                       balloon_stats, shutdown (see README.md)\n"
 "  -h, --help           this text\n"
 "  --version            print the version\n";
 

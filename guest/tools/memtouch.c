@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * memtouch MIB [HOLD_SECONDS]: map MIB MiB of anonymous memory, write every
- * page, print "MEMTOUCH=touched", keep it HOLD_SECONDS (default 0), then
+ * page (saying "MEMTOUCH_MIB=N" every 64 MiB), print "MEMTOUCH=touched", keep it HOLD_SECONDS (default 0), then
  * unmap it and print "MEMTOUCH=freed". The balloon tests use it to make
  * the guest use memory and give it back.
  */
@@ -44,8 +44,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "memtouch: mmap %zu bytes: %s\n", len, strerror(errno));
 		return 1;
 	}
-	for (size_t off = 0; off < len; off += page)
+	for (size_t off = 0; off < len; off += page) {
 		p[off] = (unsigned char)(off / page) | 1;	/* not zero: no shared zero page */
+		if ((off + page) % (64 << 20) == 0) {
+			printf("MEMTOUCH_MIB=%zu\n", (off + page) >> 20);
+			fflush(stdout);
+		}
+	}
 	printf("MEMTOUCH=touched\n");
 	fflush(stdout);
 	sleep((unsigned)hold);
