@@ -990,12 +990,6 @@ static void vsock_config_read(struct virtio_dev *d, uint32_t off, void *data, ui
 	memcpy(data, to_vs(d)->config + off, len);
 }
 
-static int vsock_activate(struct virtio_dev *d)
-{
-	(void)d;
-	return 0;
-}
-
 static void vsock_reset(struct virtio_dev *d)
 {
 	struct vsock *vs = to_vs(d);
@@ -1035,7 +1029,6 @@ static const struct virtio_dev_ops vsock_ops = {
 	.config_size = VSOCK_CONFIG_SIZE,
 	.features = 0,
 	.config_read = vsock_config_read,
-	.activate = vsock_activate,
 	.queue_notify = vsock_queue_notify,
 	.reset = vsock_reset,
 	.destroy = vsock_destroy,
