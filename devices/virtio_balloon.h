@@ -50,7 +50,7 @@ struct vm;
  * message. Setup thread. */
 int vballoon_open(struct virtio_dev **out);
 
-/* vballoon_open and vm_add_virtio. 0 with *out (the VM owns it), or
+/* vballoon_open and vm_adopt_virtio. 0 with *out (the VM owns it), or
  * -errno with cove_fail's message. Setup thread. */
 int vballoon_create(struct vm *vm, struct virtio_dev **out);
 

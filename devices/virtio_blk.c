@@ -653,13 +653,9 @@ int vblk_create(struct vm *vm, const char *path, bool readonly, struct virtio_de
 	struct virtio_dev *d;
 	int err = vblk_open(path, readonly, &d);
 
-	if (err < 0)
-		return err;
-	err = vm_add_virtio(vm, d);
-	if (err < 0) {
-		d->ops->destroy(d);
-		return err;
-	}
-	*out = d;
-	return 0;
+	if (err == 0)
+		err = vm_adopt_virtio(vm, d);
+	if (err == 0)
+		*out = d;
+	return err;
 }

@@ -109,13 +109,9 @@ int vrng_create(struct vm *vm, struct virtio_dev **out)
 	struct virtio_dev *d = NULL;
 	int err = vrng_open(&d);
 
-	if (err < 0)
-		return err;
-	err = vm_add_virtio(vm, d);
-	if (err < 0) {
-		d->ops->destroy(d);
-		return err;
-	}
-	*out = d;
-	return 0;
+	if (err == 0)
+		err = vm_adopt_virtio(vm, d);
+	if (err == 0)
+		*out = d;
+	return err;
 }

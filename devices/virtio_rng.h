@@ -14,7 +14,7 @@ struct vm;
  * message. Setup thread. */
 int vrng_open(struct virtio_dev **out);
 
-/* vrng_open and vm_add_virtio. 0 with *out (the VM owns it), or -errno
+/* vrng_open and vm_adopt_virtio. 0 with *out (the VM owns it), or -errno
  * with cove_fail's message. Setup thread. */
 int vrng_create(struct vm *vm, struct virtio_dev **out);
 

@@ -1089,13 +1089,9 @@ int vsock_create(struct vm *vm, uint32_t cid, const char *uds, struct virtio_dev
 	struct virtio_dev *d;
 	int err = vsock_open(vm->loop, cid, uds, VSOCK_CONNECT_TIMEOUT_MS, &d);
 
-	if (err < 0)
-		return err;
-	err = vm_add_virtio(vm, d);
-	if (err < 0) {
-		d->ops->destroy(d);
-		return err;
-	}
-	*out = d;
-	return 0;
+	if (err == 0)
+		err = vm_adopt_virtio(vm, d);
+	if (err == 0)
+		*out = d;
+	return err;
 }

@@ -44,7 +44,7 @@ struct evloop;
 
 /* Listen on the unix socket uds (a stale socket there is replaced, a live
  * one refused) and add a vsock device for guest CID cid (3 <= cid <
- * 0xffffffff) to vm with vm_add_virtio. 0 with *out (the VM owns it), or
+ * 0xffffffff) to vm with vm_adopt_virtio. 0 with *out (the VM owns it), or
  * -errno with cove_fail's message ("vsock socket PATH: …"). Setup thread. */
 int vsock_create(struct vm *vm, uint32_t cid, const char *uds, struct virtio_dev **out);
 
