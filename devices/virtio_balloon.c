@@ -43,7 +43,6 @@ struct vballoon {
 
 	uint64_t inflated, reported;	/* bytes; loop thread */
 	uint64_t bad_input;		/* atomic: config writes count too */
-	unsigned log_budget;
 	struct virtq_elem elem;
 };
 
@@ -53,19 +52,11 @@ static struct vballoon *to_balloon(struct virtio_dev *d)
 }
 
 /* The guest sent something invalid: count it, log (rate limited), go on. */
-static void bad(struct vballoon *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bad(struct vballoon *b, const char *fmt, ...)
-{
-	char msg[128];
-	va_list ap;
-
-	__atomic_fetch_add(&b->bad_input, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&b->dev.stats.guest_errors, 1, __ATOMIC_RELAXED);
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_ratelimited(&b->log_budget, b->dev.name, "%s", msg);
-}
+#define bad(b, ...)								\
+	do {									\
+		__atomic_fetch_add(&(b)->bad_input, 1, __ATOMIC_RELAXED);	\
+		virtio_dev_guest_error(&(b)->dev, __VA_ARGS__);			\
+	} while (0)
 
 /* ---- inflate / deflate ---- */
 
@@ -78,7 +69,7 @@ static void discard_run(struct vballoon *b, uint64_t gpa, uint64_t len)
 		return;
 	err = gm_discard(b->dev.mem, gpa, len);
 	if (err < 0)
-		log_ratelimited(&b->log_budget, b->dev.name, "madvise at %#llx: %s",
+		log_ratelimited(&b->dev.log_budget, b->dev.name, "madvise at %#llx: %s",
 				(unsigned long long)gpa, strerror(-err));
 	else
 		b->inflated += len;
@@ -145,7 +136,7 @@ static void report(struct vballoon *b, const struct virtq_elem *e)
 			continue;
 		}
 		if (madvise((void *)start, end - start, MADV_DONTNEED) < 0)
-			log_ratelimited(&b->log_budget, b->dev.name, "madvise: %s", strerror(errno));
+			log_ratelimited(&b->dev.log_budget, b->dev.name, "madvise: %s", strerror(errno));
 		else
 			b->reported += end - start;
 	}

@@ -113,7 +113,6 @@ struct vsock {
 	bool rx_held;			/* rx_elem popped, not yet used */
 	struct virtq_elem rx_elem, tx_elem;
 	struct iovec scratch[VIRTQ_MAX_SEGS];
-	unsigned log_budget;
 };
 
 static struct vsock *to_vs(struct virtio_dev *d)
@@ -121,20 +120,9 @@ static struct vsock *to_vs(struct virtio_dev *d)
 	return (struct vsock *)d;
 }
 
-static void bad_packet(struct vsock *vs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* A malformed guest packet: dropped, counted, logged (rate limited). */
-static void bad_packet(struct vsock *vs, const char *fmt, ...)
-{
-	char msg[160];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	__atomic_fetch_add(&vs->dev.stats.guest_errors, 1, __ATOMIC_RELAXED);
-	log_ratelimited(&vs->log_budget, vs->dev.name, "dropped a packet: %s", msg);
-}
+#define bad_packet(vs, fmt, ...) \
+	virtio_dev_guest_error(&(vs)->dev, "dropped a packet: " fmt, ##__VA_ARGS__)
 
 static bool vs_live(struct vsock *vs)
 {
@@ -306,7 +294,7 @@ static void conn_free(struct vsock_conn *c)
 static void rst_push(struct vsock *vs, uint32_t local, uint32_t peer)
 {
 	if (vs->rst_n == VSOCK_RST_MAX) {
-		log_ratelimited(&vs->log_budget, vs->dev.name, "too many resets queued; one dropped");
+		log_ratelimited(&vs->dev.log_budget, vs->dev.name, "too many resets queued; one dropped");
 		return;
 	}
 	vs->rsts[(vs->rst_first + vs->rst_n++) % VSOCK_RST_MAX] = (struct vsock_rst){ local, peer };
@@ -608,7 +596,7 @@ static void listen_cb(struct evloop_watch *w, uint32_t revents)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno != EAGAIN)
-				log_ratelimited(&vs->log_budget, vs->dev.name, "accept: %s",
+				log_ratelimited(&vs->dev.log_budget, vs->dev.name, "accept: %s",
 						strerror(errno));
 			return;
 		}
@@ -807,7 +795,7 @@ static bool conn_write(struct vsock_conn *c, const struct virtq_elem *e, uint32_
 		uint32_t first = left < VSOCK_BUF_ALLOC - off ? left : VSOCK_BUF_ALLOC - off;
 
 		if (!c->ring && !(c->ring = malloc(VSOCK_BUF_ALLOC))) {
-			log_ratelimited(&vs->log_budget, vs->dev.name, "out of memory for a buffer");
+			log_ratelimited(&vs->dev.log_budget, vs->dev.name, "out of memory for a buffer");
 			conn_kill(c, true);
 			return true;
 		}
