@@ -19,7 +19,7 @@ WARN	:= -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 INC	:= -Ivmm -Iarch -Iarch/$(ARCH) -Ivirtio -Idevices
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INC) -MMD -MP -DCOVE_VERSION=\"$(VERSION)\"
-LDLIBS	:= -luring -lpthread
+LDLIBS	:= -luring -lslirp -lpthread
 
 ifeq ($(SAN),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(
 	gcc make pkg-config
-	liburing-dev libcmocka-dev
+	liburing-dev libcmocka-dev libslirp-dev
 	clang llvm lld libclang-rt-14-dev	# libFuzzer, sanitizers
 	busybox-static cpio e2fsprogs		# test guests
 	qemu-system-x86 linux-image-amd64 kmod	# nested-KVM harness, bench peer
