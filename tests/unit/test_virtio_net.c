@@ -289,7 +289,7 @@ static void test_tx(void **state)
 
 	for (int i = 0; i < 1012; i++)
 		p[i] = pat(i);
-	head = gvq_add(&f->g[1], rd, 3, NULL, 0);
+	head = gvq_add(&f->g[1], rd, 3, rd, 0);
 	kick(f, VNET_TXQ);
 	wait_used(f, 1, head, &len);
 	assert_int_equal(len, 0);
@@ -310,21 +310,21 @@ static void test_tx_bad(void **state)
 	uint32_t len;
 	uint16_t h;
 
-	h = gvq_add(&f->g[1], &shortb, 1, NULL, 0);
+	h = gvq_add(&f->g[1], &shortb, 1, &shortb, 0);
 	kick(f, VNET_TXQ);
 	wait_used(f, 1, h, &len);
-	h = gvq_add(&f->g[1], &huge, 1, NULL, 0);
+	h = gvq_add(&f->g[1], &huge, 1, &huge, 0);
 	kick(f, VNET_TXQ);
 	wait_used(f, 1, h, &len);
 	for (int i = 0; i <= VIRTQ_MAX_SEGS; i++)
 		many[i] = (struct gvq_buf){ f->buf + i, 1 };
-	h = gvq_add_indirect(&f->g[1], many, VIRTQ_MAX_SEGS + 1, NULL, 0);
+	h = gvq_add_indirect(&f->g[1], many, VIRTQ_MAX_SEGS + 1, many, 0);
 	kick(f, VNET_TXQ);
 	wait_used(f, 1, h, &len);
 	assert_int_equal(f->d->stats.guest_errors, 3);
 	assert_int_equal(net_counter(f, "tx_dropped"), 3);
 	/* nothing reached the host, and the device still works */
-	h = gvq_add(&f->g[1], &ok, 1, NULL, 0);
+	h = gvq_add(&f->g[1], &ok, 1, &ok, 0);
 	kick(f, VNET_TXQ);
 	wait_used(f, 1, h, &len);
 	assert_int_equal(host_recv(f, got, sizeof(got), 5000), 100);
@@ -341,7 +341,7 @@ static void test_rx_mergeable(void **state)
 
 	for (int i = 0; i < 4; i++) {
 		struct gvq_buf wr = { f->buf + 2048ull * i, 1536 };
-		heads[i] = gvq_add(&f->g[0], NULL, 0, &wr, 1);
+		heads[i] = gvq_add(&f->g[0], &wr, 0, &wr, 1);
 	}
 	kick(f, VNET_RXQ);
 	host_send(f, 3000);
@@ -376,11 +376,11 @@ static void test_rx_waits_for_buffers(void **state)
 
 	host_send(f, 1500);
 	usleep(20000);
-	h0 = gvq_add(&f->g[0], NULL, 0, &wr0, 1);
+	h0 = gvq_add(&f->g[0], &wr0, 0, &wr0, 1);
 	kick(f, VNET_RXQ);
 	usleep(20000);
 	assert_false(gvq_get_used(&f->g[0], &id, &len));
-	h1 = gvq_add(&f->g[0], NULL, 0, &wr1, 1);
+	h1 = gvq_add(&f->g[0], &wr1, 0, &wr1, 1);
 	kick(f, VNET_RXQ);
 	wait_used(f, 0, h0, &len);
 	assert_int_equal(len, 1000);
@@ -401,7 +401,7 @@ static void test_rx_no_mrg(void **state)
 	uint32_t len;
 	uint16_t h;
 
-	h = gvq_add(&f->g[0], NULL, 0, &big, 1);
+	h = gvq_add(&f->g[0], &big, 0, &big, 1);
 	kick(f, VNET_RXQ);
 	host_send(f, 65000);
 	wait_used(f, 0, h, &len);
@@ -409,7 +409,7 @@ static void test_rx_no_mrg(void **state)
 	assert_int_equal(rd16(p + VNET_HDR_NUM_BUFFERS), 1);
 	assert_int_equal(p[64999], pat(64999));
 
-	h = gvq_add(&f->g[0], NULL, 0, &small, 1);
+	h = gvq_add(&f->g[0], &small, 0, &small, 1);
 	kick(f, VNET_RXQ);
 	host_send(f, 3000);
 	host_send(f, 1000);
@@ -427,7 +427,7 @@ static void test_rx_bad_buffers(void **state)
 	uint32_t len;
 	uint16_t h0, h1;
 
-	h0 = gvq_add(&f->g[0], NULL, 0, &tiny, 1);
+	h0 = gvq_add(&f->g[0], &tiny, 0, &tiny, 1);
 	h1 = gvq_add(&f->g[0], &rd, 1, &ok, 1);	/* a readable part is ignored */
 	kick(f, VNET_RXQ);
 	host_send(f, 100);
@@ -447,7 +447,7 @@ static void test_reset(void **state)
 	uint32_t len;
 	uint16_t h;
 
-	gvq_add(&f->g[0], NULL, 0, &wr, 1);
+	gvq_add(&f->g[0], &wr, 0, &wr, 1);
 	kick(f, VNET_RXQ);
 	host_send(f, 1500);	/* holds the chain, waits for more */
 	usleep(20000);
@@ -457,7 +457,8 @@ static void test_reset(void **state)
 		f->g[q].avail->idx = 0;
 	}
 	bring_up(f, 0);
-	h = gvq_add(&f->g[0], NULL, 0, &(struct gvq_buf){ f->buf, 2048 }, 1);
+	wr.len = 2048;
+	h = gvq_add(&f->g[0], &wr, 0, &wr, 1);
 	kick(f, VNET_RXQ);
 	host_send(f, 200);
 	wait_used(f, 0, h, &len);

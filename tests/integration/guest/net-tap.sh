@@ -1,0 +1,24 @@
+# virtio-net on a tap: the host is 10.9.0.1, we are 10.9.0.2. Ping both
+# ways, then 100 MiB up and 100 MiB down over TCP (the host's net-peer.py
+# sink on 5001 and source on 5002); the host compares the checksums.
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.9.0.2/24 dev eth0
+cat /sys/class/net/eth0/address | sed 's/^/MAC=/'
+ping -c 3 -W 5 10.9.0.1 >/dev/null && echo GUEST_PING=ok
+
+# 100 MiB: a 4 MiB random block 25 times, streamed (not kept in memory)
+dd if=/dev/urandom of=/tmp/blk bs=1M count=4 2>/dev/null
+send() { i=0; while [ $i -lt 25 ]; do cat /tmp/blk; i=$((i + 1)); done; }
+echo "UP_MD5=$(send | md5sum | cut -d' ' -f1)"
+send | nc 10.9.0.1 5001 && echo UP=sent
+echo "DOWN=$(nc 10.9.0.1 5002 | md5sum | cut -d' ' -f1)"
+
+# The host pings us: wait until an echo request arrived.
+i=0
+while [ $i -lt 120 ]; do
+	n=$(awk '/^Icmp:/ { if (!h) { for (k = 1; k <= NF; k++) if ($k == "InEchos") c = k; h = 1 } else print $c }' /proc/net/snmp)
+	[ "${n:-0}" -gt 0 ] && { echo HOST_PING=seen; break; }
+	sleep 0.5
+	i=$((i + 1))
+done
