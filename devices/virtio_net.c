@@ -187,8 +187,14 @@ static void rx_process(struct vnet *v)
 	struct virtio_dev *d = &v->dev;
 	struct virtq *vq = &d->vqs[VNET_RXQ];
 
-	if (!d->active || v->rx_waiting || !vq->started || vq->broken)
+	if (v->rx_waiting)
 		return;
+	if (!d->active || !vq->started || vq->broken) {
+		/* Nowhere to put frames: leave them in the backend until a
+		 * kick or the next activation. */
+		rx_stall(v);
+		return;
+	}
 	for (;;) {
 		struct virtq_elem *e = &v->rx_first;
 		ssize_t n;

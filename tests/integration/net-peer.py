@@ -18,7 +18,6 @@ def listen(addr, port):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, int(port)))
     s.listen(1)
-    s.settimeout(300)
     c, _ = s.accept()
     s.close()
     return c

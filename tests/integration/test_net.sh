@@ -58,7 +58,7 @@ test_net_tap() {
 		--cmdline "$BASE_CMDLINE cove.script=/tests/net-tap.sh" \
 		--net tap=tap0,mac=02:00:00:00:09:02 --metrics "$T/metrics.json" \
 		>"$T/console" 2>"$T/stderr" </dev/null || rc=$?
-	script_ok
+	script_ok || fail "console: $(tr '\r' ' ' <"$T/console" | tail -15)"
 	[ "$(console_value MAC)" = 02:00:00:00:09:02 ] || fail "guest MAC $(console_value MAC)"
 	[ "$(console_value GUEST_PING)" = ok ] || fail "guest could not ping the host"
 	[ "$(console_value HOST_PING)" = seen ] || fail "no echo request from the host reached the guest"
@@ -80,7 +80,7 @@ test_net_user() {
 	wait_listen 15001
 	peer fetch 127.0.0.1 15080 "$T/fwd.out"
 	boot_script net-user --net user,fwd=tcp:15080:8080
-	script_ok
+	script_ok || fail "console: $(tr '\r' ' ' <"$T/console" | tail -15)"
 	[ "$(console_value DHCP_IP)" = 10.0.2.15 ] || fail "DHCP gave '$(console_value DHCP_IP)'"
 	[ "$(console_value HOST_TCP)" = hello-from-host ] ||
 		fail "guest did not reach the host's loopback: '$(console_value HOST_TCP)'"

@@ -5,14 +5,21 @@ ip link set lo up
 ip link set eth0 up
 ip addr add 10.9.0.2/24 dev eth0
 cat /sys/class/net/eth0/address | sed 's/^/MAC=/'
+t() { echo "at $(cut -d' ' -f1 /proc/uptime)s: $*"; }
 ping -c 3 -W 5 10.9.0.1 >/dev/null && echo GUEST_PING=ok
+t pinged
 
 # 100 MiB: a 4 MiB random block 25 times, streamed (not kept in memory)
 dd if=/dev/urandom of=/tmp/blk bs=1M count=4 2>/dev/null
 send() { i=0; while [ $i -lt 25 ]; do cat /tmp/blk; i=$((i + 1)); done; }
-echo "UP_MD5=$(send | md5sum | cut -d' ' -f1)"
-send | nc 10.9.0.1 5001 && echo UP=sent
-echo "DOWN=$(nc 10.9.0.1 5002 | md5sum | cut -d' ' -f1)"
+mkfifo /tmp/sum
+md5sum </tmp/sum >/tmp/up.md5 &
+send | tee /tmp/sum | nc -w 30 10.9.0.1 5001 && echo UP=sent
+wait
+echo "UP_MD5=$(cut -d' ' -f1 /tmp/up.md5)"
+t sent
+echo "DOWN=$(nc -w 30 10.9.0.1 5002 | md5sum | cut -d' ' -f1)"
+t received
 
 # The host pings us: wait until an echo request arrived.
 i=0
