@@ -11,13 +11,21 @@ net_cleanup() {
 	return 0
 }
 
+# net_diag: on failure, what the VM said (on stdout, next to the result line).
+net_diag() {
+	echo "    rc=$rc stderr: $(tr '\n' ' ' <"$T/stderr")"
+	echo "    console: $(tr '\r\n' '  ' <"$T/console" | tail -c 1500)"
+	return 1
+}
+
 # wait_listen PORT: until something listens on TCP PORT (in NS when set).
 wait_listen() {
 	for _ in $(seq 600); do
 		[ -n "$(${NS:+ip netns exec "$NS"} ss -Hltn "sport = :$1")" ] && return 0
 		sleep 0.1
 	done
-	fail "nothing listens on port $1"
+	echo "    nothing listens on port $1: $(ss -ltn | tr '\n' ' ')"
+	return 1
 }
 
 # peer MODE ADDR PORT ARG: tests/integration/net-peer.py in the background
@@ -58,7 +66,7 @@ test_net_tap() {
 		--cmdline "$BASE_CMDLINE cove.script=/tests/net-tap.sh" \
 		--net tap=tap0,mac=02:00:00:00:09:02 --metrics "$T/metrics.json" \
 		>"$T/console" 2>"$T/stderr" </dev/null || rc=$?
-	script_ok || fail "console: $(tr '\r' ' ' <"$T/console" | tail -15)"
+	script_ok || net_diag
 	[ "$(console_value MAC)" = 02:00:00:00:09:02 ] || fail "guest MAC $(console_value MAC)"
 	[ "$(console_value GUEST_PING)" = ok ] || fail "guest could not ping the host"
 	[ "$(console_value HOST_PING)" = seen ] || fail "no echo request from the host reached the guest"
@@ -79,8 +87,9 @@ test_net_user() {
 	peer reply 127.0.0.1 15001 hello-from-host
 	wait_listen 15001
 	peer fetch 127.0.0.1 15080 "$T/fwd.out"
-	boot_script net-user --net user,fwd=tcp:15080:8080
-	script_ok || fail "console: $(tr '\r' ' ' <"$T/console" | tail -15)"
+	vmm --kernel "$K/bzImage" --initrd "$G/test.cpio" --net user,fwd=tcp:15080:8080 \
+		--cmdline "console=ttyS0 reboot=k panic=-1 cove.script=/tests/net-user.sh"
+	script_ok || net_diag
 	[ "$(console_value DHCP_IP)" = 10.0.2.15 ] || fail "DHCP gave '$(console_value DHCP_IP)'"
 	[ "$(console_value HOST_TCP)" = hello-from-host ] ||
 		fail "guest did not reach the host's loopback: '$(console_value HOST_TCP)'"
@@ -112,19 +121,24 @@ test_net_two_nics_default_macs() {
 		fail "default MACs changed between boots"
 }
 
+# net_bad PATTERN ARGS...: test_badinput.sh's bad, saying more on failure.
+net_bad() {
+	bad "$@" || { echo "    for $*:"; net_diag; }
+}
+
 test_bad_net() {
 	trap net_cleanup EXIT
-	bad 'net tap=nosuch0: No such device \(create it: ip tuntap add dev nosuch0 mode tap\)$' \
+	net_bad 'net tap=nosuch0: No such device \(create it: ip tuntap add dev nosuch0 mode tap\)$' \
 		--kernel "$K/bzImage" --net tap=nosuch0
-	bad "^cove-vmm: --net tap=tap0,mac=01:02:03:04:05:06: bad MAC '01:02:03:04:05:06'" \
+	net_bad "^cove-vmm: --net tap=tap0,mac=01:02:03:04:05:06: bad MAC '01:02:03:04:05:06'" \
 		--kernel "$K/bzImage" --net tap=tap0,mac=01:02:03:04:05:06
-	bad "bad MAC 'zz'" --kernel "$K/bzImage" --net user,mac=zz
-	bad "bad forward 'tcp:80'" --kernel "$K/bzImage" --net user,fwd=tcp:80
-	bad "bad forward 'udp:1:2'" --kernel "$K/bzImage" --net user,fwd=udp:1:2
-	bad "unknown backend 'bridge'" --kernel "$K/bzImage" --net bridge
-	bad 'not a tap interface' --kernel "$K/bzImage" --net tap=lo
+	net_bad "bad MAC 'zz'" --kernel "$K/bzImage" --net user,mac=zz
+	net_bad "bad forward 'tcp:80'" --kernel "$K/bzImage" --net user,fwd=tcp:80
+	net_bad "bad forward 'udp:1:2'" --kernel "$K/bzImage" --net user,fwd=udp:1:2
+	net_bad "unknown backend 'bridge'" --kernel "$K/bzImage" --net bridge
+	net_bad 'not a tap interface' --kernel "$K/bzImage" --net tap=lo
 	peer reply 127.0.0.1 15099 busy
 	wait_listen 15099
-	bad 'net user: fwd=tcp:15099:80: cannot listen on 127.0.0.1:15099' \
+	net_bad 'net user: fwd=tcp:15099:80: cannot listen on 127.0.0.1:15099' \
 		--kernel "$K/bzImage" --net user,fwd=tcp:15099:80
 }
