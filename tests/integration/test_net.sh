@@ -1,8 +1,11 @@
-# virtio-net: a tap in a network namespace (ping both ways, 100 MiB each
+# virtio-net: a tap in a network namespace (ping both ways, NET_MIB MiB each
 # way over TCP), user-mode networking (DHCP, the host's loopback, a port
 # forward), and bad --net input.
 
 NET_NS=cove-net-test
+# MiB each way in the tap test (a multiple of 4; the guest gets it as
+# cove.net_mib=).
+NET_MIB=${NET_MIB:-100}
 NET_PIDS=()
 
 # The EXIT trap runs under the suite's set -e: a peer that already exited
@@ -45,7 +48,7 @@ test_net_tap() {
 	ip -n "$NET_NS" tuntap add dev tap0 mode tap
 	ip -n "$NET_NS" addr add 10.9.0.1/24 dev tap0
 	ip -n "$NET_NS" link set tap0 up
-	head -c 100M /dev/urandom >"$T/down.bin"
+	head -c "${NET_MIB}M" /dev/urandom >"$T/down.bin"
 	local want_down
 	want_down=$(md5sum <"$T/down.bin" | cut -d' ' -f1)
 	rm -f "$T/up.md5" "$T/hostping"
@@ -61,11 +64,11 @@ test_net_tap() {
 	done) &
 	NET_PIDS+=($!)
 
-	# 200 MiB through nested virtualization in software emulation: slow
+	# twice NET_MIB through nested virtualization in software emulation: slow
 	rc=0
 	timeout -k 5 $((BOOT_TIMEOUT * 4)) ip netns exec "$NET_NS" "$VMM" --kernel "$K/bzImage" \
 		--initrd "$G/test.cpio" --memory 256 --name net-test \
-		--cmdline "$BASE_CMDLINE cove.script=/tests/net-tap.sh" \
+		--cmdline "$BASE_CMDLINE cove.script=/tests/net-tap.sh cove.net_mib=$NET_MIB" \
 		--net tap=tap0,mac=02:00:00:00:09:02 --metrics "$T/metrics.json" \
 		>"$T/console" 2>"$T/stderr" </dev/null || rc=$?
 	script_ok || net_diag
@@ -75,7 +78,7 @@ test_net_tap() {
 	[ -f "$T/hostping" ] || fail "host could not ping the guest"
 	local up
 	up=$(cat "$T/up.md5" 2>/dev/null) || fail "host received nothing"
-	[ "$up" = "$(console_value UP_MD5) $((100 << 20))" ] ||
+	[ "$up" = "$(console_value UP_MD5) $((NET_MIB << 20))" ] ||
 		fail "guest->host data differs: host got '$up', guest sent $(console_value UP_MD5)"
 	[ "$(console_value DOWN)" = "$want_down" ] ||
 		fail "host->guest data differs: guest got $(console_value DOWN), host sent $want_down"
