@@ -38,7 +38,6 @@ struct vnet {
 
 	struct virtq_elem tx;
 	struct vnet_stats st;
-	unsigned log_budget;
 };
 
 static struct vnet *to_net(struct virtio_dev *d)
@@ -49,14 +48,6 @@ static struct vnet *to_net(struct virtio_dev *d)
 static void count(uint64_t *c, uint64_t n)
 {
 	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
-}
-
-/* The driver did something the device tolerates (short or oversized
- * buffers): drop, count, log a few. */
-static void guest_error(struct vnet *v, const char *what, unsigned long long n)
-{
-	count(&v->dev.stats.guest_errors, 1);
-	log_ratelimited(&v->log_budget, v->dev.name, "%s (%llu)", what, n);
 }
 
 /* ---- receive ---- */
@@ -77,7 +68,8 @@ static bool rx_hold_first(struct vnet *v)
 		int got = virtio_dev_pop(d, &d->vqs[VNET_RXQ], &v->rx_first);
 
 		if (got == -E2BIG) {
-			guest_error(v, "receive chain with too many buffers", VIRTQ_MAX_SEGS);
+			virtio_dev_guest_error(d, "receive chain with more than %u buffers",
+					       VIRTQ_MAX_SEGS);
 			virtq_push(&d->vqs[VNET_RXQ], v->rx_first.head, 0);
 			continue;
 		}
@@ -86,8 +78,8 @@ static bool rx_hold_first(struct vnet *v)
 		if (got <= 0)
 			return false;
 		if (v->rx_first.write_len < VNET_HDR_LEN) {
-			guest_error(v, "receive buffer shorter than the header",
-				    v->rx_first.write_len);
+			virtio_dev_guest_error(d, "receive buffer shorter than the header (%u)",
+					       v->rx_first.write_len);
 			virtq_push(&d->vqs[VNET_RXQ], v->rx_first.head, 0);
 			continue;
 		}
@@ -142,8 +134,8 @@ static bool rx_deliver(struct vnet *v)
 		if (v->nbufs == vq->size) {
 			/* Cannot happen with a sane driver: a queue's worth
 			 * of chains took less than a frame. */
-			guest_error(v, "receive chains too small for a frame of this size",
-				    v->frame_len);
+			virtio_dev_guest_error(d, "receive chains too small for a frame of %zu bytes",
+					       v->frame_len);
 			break;
 		}
 		got = virtio_dev_pop(d, vq, e);
@@ -154,7 +146,8 @@ static bool rx_deliver(struct vnet *v)
 		if (got == -EPROTO)
 			return false;
 		if (got == -E2BIG) {
-			guest_error(v, "receive chain with too many buffers", VIRTQ_MAX_SEGS);
+			virtio_dev_guest_error(d, "receive chain with more than %u buffers",
+					       VIRTQ_MAX_SEGS);
 			virtq_push(vq, e->head, 0);
 			continue;
 		}
@@ -217,7 +210,7 @@ static void rx_process(struct vnet *v)
 			break;
 		if (n < 0) {
 			count(&d->stats.errors, 1);
-			log_ratelimited(&v->log_budget, d->name, "%s receive: %s",
+			log_ratelimited(&d->log_budget, d->name, "%s receive: %s",
 					v->be->ops->kind, strerror(-n));
 			break;
 		}
@@ -259,17 +252,19 @@ static void tx_process(struct vnet *v)
 		if (got == 0 || got == -EPROTO)
 			break;
 		if (got == -E2BIG) {
-			guest_error(v, "transmit chain with too many buffers", VIRTQ_MAX_SEGS);
+			virtio_dev_guest_error(d, "transmit chain with more than %u buffers",
+					       VIRTQ_MAX_SEGS);
 			count(&v->st.tx_dropped, 1);
 		} else if (e->read_len < VNET_HDR_LEN || e->read_len > VNET_MAX_FRAME) {
-			guest_error(v, "transmit frame too short or too long", e->read_len);
+			virtio_dev_guest_error(d, "transmit frame too short or too long (%u)",
+					       e->read_len);
 			count(&v->st.tx_dropped, 1);
 		} else {
 			n = v->be->ops->send(v->be, e->iov, e->nread);
 			if (n < 0) {
 				count(&d->stats.errors, 1);
 				count(&v->st.tx_dropped, 1);
-				log_ratelimited(&v->log_budget, d->name, "%s send: %s",
+				log_ratelimited(&d->log_budget, d->name, "%s send: %s",
 						v->be->ops->kind, strerror(-n));
 			} else {
 				count(&v->st.tx_packets, 1);
@@ -429,13 +424,10 @@ int vnet_create(struct vm *vm, struct net_backend *be, const uint8_t mac[6],
 
 	if (err < 0)
 		return err;
-	err = vm_add_virtio(vm, d);
-	if (err < 0) {
-		d->ops->destroy(d);
-		return err;
-	}
-	*out = d;
-	return 0;
+	err = vm_adopt_virtio(vm, d);
+	if (err == 0)
+		*out = d;
+	return err;
 }
 
 void vnet_default_mac(const char *seed, unsigned index, uint8_t mac[6])

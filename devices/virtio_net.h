@@ -45,7 +45,7 @@ struct vm;
  * them. 0 or -ENOMEM. Setup thread. */
 int vnet_open(struct net_backend *be, const uint8_t mac[6], struct virtio_dev **out);
 
-/* vnet_open, then vm_add_virtio. 0 with *out (the VM owns it), or -errno
+/* vnet_open, then vm_adopt_virtio. 0 with *out (the VM owns it), or -errno
  * with cove_fail's message. Setup thread. */
 int vnet_create(struct vm *vm, struct net_backend *be, const uint8_t mac[6],
 		struct virtio_dev **out);

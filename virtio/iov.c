@@ -26,3 +26,39 @@ size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, void *buf,
 	}
 	return done;
 }
+
+unsigned iov_slice(const struct iovec *src, unsigned n, size_t skip, size_t len,
+		   struct iovec *dst)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && len; i++) {
+		size_t l = src[i].iov_len;
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len)
+			l = len;
+		dst[k].iov_base = (uint8_t *)src[i].iov_base + skip;
+		dst[k].iov_len = l;
+		k++;
+		len -= l;
+		skip = 0;
+	}
+	return k;
+}
+
+void iov_advance(struct iovec **iov, unsigned *n, size_t bytes)
+{
+	while (*n && bytes >= (*iov)->iov_len) {
+		bytes -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n && bytes) {
+		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + bytes;
+		(*iov)->iov_len -= bytes;
+	}
+}
