@@ -13,6 +13,7 @@ pkgs=(
 	libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev	# cove
 	docker-registry skopeo curl openssl	# cove image tests
 	python3 procps
+	iputils-ping				# net tests
 	acpica-tools				# iasl -d checks the DSDT (unit test)
 )
 

@@ -42,6 +42,7 @@ peer() {
 
 test_net_tap() {
 	trap net_cleanup EXIT
+	command -v ping >/dev/null || fail "no ping on the host (apt-get install iputils-ping)"
 	ip netns del "$NET_NS" 2>/dev/null || true
 	ip netns add "$NET_NS"
 	ip -n "$NET_NS" link set lo up
@@ -91,16 +92,20 @@ test_net_user() {
 	rm -f "$T/fwd.out"
 	peer reply 127.0.0.1 15001 hello-from-host
 	wait_listen 15001
-	peer fetch 127.0.0.1 15080 "$T/fwd.out"
-	vmm --kernel "$K/bzImage" --initrd "$G/test.cpio" --net user,fwd=tcp:15080:8080 \
+	vmm_bg --kernel "$K/bzImage" --initrd "$G/test.cpio" --net user,fwd=tcp:15080:8080 \
 		--cmdline "console=ttyS0 reboot=k panic=-1 cove.script=/tests/net-user.sh"
+	# one connection, once the guest listens (see net-peer.py fetch)
+	wait_console '^FWD=listening' || { vmm_kill; net_diag; }
+	python3 tests/integration/net-peer.py fetch 127.0.0.1 15080 "$T/fwd.out" ||
+		{ vmm_kill; net_diag; }
+	vmm_wait
 	script_ok || net_diag
 	[ "$(console_value DHCP_IP)" = 10.0.2.15 ] || fail "DHCP gave '$(console_value DHCP_IP)'"
 	[ "$(console_value HOST_TCP)" = hello-from-host ] ||
 		fail "guest did not reach the host's loopback: '$(console_value HOST_TCP)'"
 	console_has '^FWD=served'
-	wait "${NET_PIDS[1]}" || true
-	[ "$(cat "$T/fwd.out" 2>/dev/null)" = fwd-ok ] || fail "the forwarded port did not reach the guest"
+	[ "$(cat "$T/fwd.out")" = fwd-ok ] ||
+		fail "the forwarded port gave '$(cat "$T/fwd.out")', not fwd-ok"
 }
 
 test_net_two_nics_default_macs() {
