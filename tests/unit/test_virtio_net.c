@@ -364,6 +364,32 @@ static void test_rx_mergeable(void **state)
 	assert_int_equal(net_counter(f, "rx_bytes"), 3000 - 12 + 60 - 12);
 }
 
+/* A 60000-byte frame over 40 chains: num_buffers 40, each chain's length,
+ * and the used index, watched from this thread while the loop thread
+ * delivers, goes from 0 to 40 in one step (the driver follows num_buffers
+ * as soon as it sees the first chain). */
+static void test_rx_frame_over_many_chains(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t heads[40], idx = 0;
+	uint32_t len;
+
+	for (int i = 0; i < 40; i++) {
+		struct gvq_buf wr = { f->buf + 2048ull * i, 1536 };
+		heads[i] = gvq_add(&f->g[0], &wr, 0, &wr, 1);
+	}
+	kick(f, VNET_RXQ);
+	host_send(f, 60000);		/* 39 full chains and a part */
+	for (int spins = 0; !idx && spins < 50 * 1000 * 1000; spins++)
+		idx = __atomic_load_n(&f->g[0].used->idx, __ATOMIC_ACQUIRE);
+	assert_int_equal(idx, 40);
+	for (int i = 0; i < 40; i++) {
+		wait_used(f, 0, heads[i], &len);
+		assert_int_equal(len, i < 39 ? 1536 : 60000 - 39 * 1536);
+	}
+	assert_int_equal(rd16(gp(f, f->buf) + VNET_HDR_NUM_BUFFERS), 40);
+}
+
 /* A frame that arrives before the guest has buffers waits for them; one
  * that needs more chains than there are waits for the rest. */
 static void test_rx_waits_for_buffers(void **state)
@@ -476,6 +502,7 @@ int main(void)
 		T(test_tx),
 		T(test_tx_bad),
 		T(test_rx_mergeable),
+		T(test_rx_frame_over_many_chains),
 		T(test_rx_waits_for_buffers),
 		cmocka_unit_test_setup_teardown(test_rx_no_mrg, setup_no_mrg, teardown),
 		T(test_rx_bad_buffers),
