@@ -14,6 +14,7 @@ pkgs=(
 	docker-registry skopeo curl openssl	# cove image tests
 	python3 procps
 	iputils-ping				# net tests
+	iperf3					# net bench (host, and copied into its guest)
 	acpica-tools				# iasl -d checks the DSDT (unit test)
 )
 
