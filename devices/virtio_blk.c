@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "evloop.h"
+#include "iov.h"
 #include "log.h"
 #include "virtio_dev.h"
 #include "vm.h"
@@ -80,71 +81,6 @@ struct vblk {
 static struct vblk *to_blk(struct virtio_dev *d)
 {
 	return (struct vblk *)d;
-}
-
-/* ---- iovec helpers ---- */
-
-/* Copy between buf and the iovec bytes from offset skip on; to_iov picks
- * the direction. Returns the bytes copied (less when the iovec ends). */
-static size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, void *buf,
-		       size_t len, bool to_iov)
-{
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len - done)
-			l = len - done;
-		if (to_iov)
-			memcpy((uint8_t *)iov[i].iov_base + skip, (uint8_t *)buf + done, l);
-		else
-			memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + skip, l);
-		done += l;
-		skip = 0;
-	}
-	return done;
-}
-
-/* dst = the bytes [skip, skip + len) of src; returns the entry count. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, size_t skip, size_t len,
-			  struct iovec *dst)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		size_t l = src[i].iov_len;
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len)
-			l = len;
-		dst[k].iov_base = (uint8_t *)src[i].iov_base + skip;
-		dst[k].iov_len = l;
-		k++;
-		len -= l;
-		skip = 0;
-	}
-	return k;
-}
-
-static void iov_advance(struct iovec **iov, unsigned *n, size_t bytes)
-{
-	while (*n && bytes >= (*iov)->iov_len) {
-		bytes -= (*iov)->iov_len;
-		(*iov)++;
-		(*n)--;
-	}
-	if (*n && bytes) {
-		(*iov)->iov_base = (uint8_t *)(*iov)->iov_base + bytes;
-		(*iov)->iov_len -= bytes;
-	}
 }
 
 /* ---- requests ---- */
