@@ -1,0 +1,11 @@
+# virtio-fs: a large file read and copied through the share; the host
+# compares checksums.
+set -e
+mkdir -p /mnt
+mount -t virtiofs share /mnt
+echo "BIG=$(sha256sum < /mnt/big | cut -d' ' -f1)"
+cp /mnt/big /mnt/big2
+sync
+echo 3 > /proc/sys/vm/drop_caches
+echo "BIG2=$(sha256sum < /mnt/big2 | cut -d' ' -f1)"
+umount /mnt
