@@ -126,8 +126,10 @@ static void io_done(struct evloop_handler *h, int res, uint32_t flags)
 		submit_io(r);
 		return;
 	}
-	if (res > 0 && io->op == FUSE_IO_WRITE && r->done + res < io->len) {
-		/* Short write: go on with the rest. */
+	if (res > 0 && io->op != FUSE_IO_FSYNC && r->done + res < io->len) {
+		/* Short transfer: go on with the rest. The client takes a
+		 * short READ reply for the end of the file, so a read stops
+		 * only at a 0 (EOF). */
 		r->done += res;
 		iov_advance(&r->cur, &r->ncur, res);
 		submit_io(r);

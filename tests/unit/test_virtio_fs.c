@@ -306,6 +306,81 @@ static void test_reset_with_io_in_flight(void **state)
 	assert_int_equal(req(f, FUSE_LOOKUP, 1, arg, 6, 4096), 0);
 }
 
+/* Reads the way Linux's virtio-fs issues them under readahead: many at
+ * once, each with the header in its own buffer and the data in 4 KiB
+ * pages through an indirect table. Every chain comes back once, with a
+ * used length equal to the header's and the file's bytes in its pages. */
+static void test_many_reads_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	enum { NREQ = 16, PAGES = 32, CHUNK = PAGES * 4096 };
+	struct fuse_open_in oi = { .flags = O_RDONLY };
+	char path[96];
+	uint8_t arg[16];
+	bool seen[QSIZE] = { false };
+	uint16_t heads[NREQ];
+	uint64_t hdr = fake_mem_alloc(&f->fm, 64 * NREQ, 64);
+	uint64_t pages = fake_mem_alloc(&f->fm, (uint64_t)CHUNK * NREQ, 4096);
+	uint8_t *want = malloc((size_t)CHUNK * NREQ);
+	FILE *fp;
+
+	assert_non_null(want);
+	for (size_t i = 0; i < (size_t)CHUNK * NREQ; i++)
+		want[i] = (uint8_t)(i * 2654435761u >> 13);
+	snprintf(path, sizeof(path), "%s/big", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(want, 1, (size_t)CHUNK * NREQ, fp), (size_t)CHUNK * NREQ);
+	fclose(fp);
+
+	init(f);
+	memcpy(arg, "big", 4);
+	assert_int_equal(req(f, FUSE_LOOKUP, 1, arg, 4, 4096), 0);
+	uint64_t node = ((struct fuse_entry_out *)reply(f))->nodeid;
+	assert_int_equal(req(f, FUSE_OPEN, node, &oi, sizeof(oi), 4096), 0);
+	uint64_t fh = ((struct fuse_open_out *)reply(f))->fh;
+
+	memset(gp(f, pages), 0xee, (size_t)CHUNK * NREQ);
+	for (int i = 0; i < NREQ; i++) {
+		/* Published out of file order. */
+		int slot = (i * 7) % NREQ;
+		struct fuse_read_in ri = { .fh = fh, .offset = (uint64_t)slot * CHUNK,
+					   .size = CHUNK };
+		struct fuse_in_header h = { .len = sizeof(h) + sizeof(ri), .opcode = FUSE_READ,
+					    .unique = 5000 + slot, .nodeid = node };
+		struct gvq_buf rd = { f->req + 128 * i, h.len }, wr[1 + PAGES];
+
+		memcpy(gp(f, rd.gpa), &h, sizeof(h));
+		memcpy((uint8_t *)gp(f, rd.gpa) + sizeof(h), &ri, sizeof(ri));
+		wr[0] = (struct gvq_buf){ hdr + 64 * slot, sizeof(struct fuse_out_header) };
+		for (int p = 0; p < PAGES; p++)
+			wr[1 + p] = (struct gvq_buf){ pages + (uint64_t)slot * CHUNK + 4096 * p, 4096 };
+		heads[slot] = gvq_add_indirect(&f->g[RQ], &rd, 1, wr, 1 + PAGES);
+	}
+	mmio_wr(f->m, VIRTIO_MMIO_QUEUE_NOTIFY, RQ);
+	for (int n = 0; n < NREQ; n++) {
+		uint32_t id, len;
+		int slot = -1;
+
+		assert_true(gvq_wait_used(&f->g[RQ], &id, &len, 5000));
+		assert_true(id < QSIZE);
+		assert_false(seen[id]);
+		seen[id] = true;
+		for (int s = 0; s < NREQ; s++)
+			if (heads[s] == id)
+				slot = s;
+		assert_true(slot >= 0);
+		struct fuse_out_header *oh = gp(f, hdr + 64 * slot);
+		assert_int_equal(oh->unique, 5000 + slot);
+		assert_int_equal(oh->error, 0);
+		assert_int_equal(oh->len, len);
+		assert_int_equal(len, sizeof(*oh) + CHUNK);
+		assert_memory_equal(gp(f, pages + (uint64_t)slot * CHUNK), want + (size_t)slot * CHUNK,
+				    CHUNK);
+	}
+	free(want);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -315,6 +390,7 @@ int main(void)
 		T(test_short_header_needs_reset),
 		T(test_no_reply_room_needs_reset),
 		T(test_reset_with_io_in_flight),
+		T(test_many_reads_in_flight),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
