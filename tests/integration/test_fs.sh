@@ -55,7 +55,7 @@ test_fs_operations() {
 	[ "$(stat -c %u "$s/b.txt")" = "$(id -u)" ] || fail "owner on the host"
 }
 
-# 64 MiB by default: 256 MiB (FS_BIG_MIB=256) outlasts the nested harness when
+# 64 MiB by default (FS_BIG_TIMEOUT: seconds for the guest, 1500): 256 MiB (FS_BIG_MIB=256) outlasts the nested harness when
 # several nested runs share the machine.
 FS_BIG_MIB=${FS_BIG_MIB:-64}
 
@@ -67,7 +67,7 @@ test_fs_big_file() {
 		openssl enc -aes-128-ctr -nosalt -pass pass:cove -pbkdf2 2>/dev/null >"$T/share/big"
 	[ "$(stat -c %s "$T/share/big")" = $((FS_BIG_MIB << 20)) ] || fail "could not make the big file"
 	# Nested guests are slow: streaming this much takes minutes there.
-	BOOT_TIMEOUT=1500 boot_script fs-big --fs "share=$T/share" --memory 512
+	BOOT_TIMEOUT=${FS_BIG_TIMEOUT:-1500} boot_script fs-big --fs "share=$T/share" --memory 512
 	echo "    $(grep -E '^T[0-9]=' "$T/console" | tr '\n' ' ')" >&2
 	cp "$T/console" build/fs-big-console || true
 	script_ok
