@@ -1,5 +1,6 @@
 # cove: one Makefile.
-#   make              build/cove-vmm, build/libcove.a
+#   make              build/cove-vmm, build/libcove.a, build/cove
+#   make check-image  cove image against a loopback registry (no KVM)
 #   make check-unit   unit tests (cmocka, no KVM)
 #   make test         install what is missing, unit + integration tests
 #                     (integration runs in the nested-KVM harness when the
@@ -33,15 +34,24 @@ UNIT_SUPPORT := $(sort $(wildcard tests/unit/support/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# build/cove, the machine manager: cli/cove.c and cli/machine/*.c, with the
+# libraries only it needs.
+COVE_SRCS := cli/cove.c $(sort $(wildcard cli/machine/*.c))
+COVE_OBJS := $(COVE_SRCS:%.c=$(BUILD)/obj/%.o)
+COVE_LIB_OBJS := $(filter-out %/cli/cove.o,$(COVE_OBJS))
+COVE_LDLIBS := -lcurl -larchive -lext2fs -lcom_err -ljansson -lcrypto
+
 FUZZ_CC	:= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_OBJ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz-obj/%.o)
+FUZZ_COVE_OBJS := $(patsubst %,$(BUILD)/fuzz-obj/cli/machine/%.o,digest oci_ref oci_manifest layer_ext4)
+FUZZ_COVE_BINS := $(BUILD)/fuzz/fuzz_oci_manifest $(BUILD)/fuzz/fuzz_layer
 
-.PHONY: all check-unit test integration fuzz bench clean deps shell
-all: $(BUILD)/cove-vmm $(BUILD)/libcove.a
+.PHONY: all check-unit check-image test integration fuzz bench clean deps shell
+all: $(BUILD)/cove-vmm $(BUILD)/libcove.a $(BUILD)/cove
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -54,10 +64,19 @@ $(BUILD)/libcove.a: $(LIB_OBJS)
 $(BUILD)/cove-vmm: $(BUILD)/obj/cli/cove_vmm.o $(BUILD)/libcove.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(COVE_OBJS) $(FUZZ_COVE_OBJS): INC += -Icli/machine
+
+$(BUILD)/cove: $(COVE_OBJS) $(BUILD)/libcove.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(COVE_LDLIBS) $(LDLIBS)
+
 # Unit tests: each tests/unit/test_X.c with the shared support code.
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT) $(BUILD)/libcove.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(BUILD)/libcove.a -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/test_image_%: tests/unit/test_image_%.c $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icli/machine -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a -lcmocka $(COVE_LDLIBS) $(LDLIBS)
 
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -70,6 +89,10 @@ $(BUILD)/fuzz-obj/%.o: %.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread $(INC) -Itests/unit/support $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(FUZZ_COVE_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) $(FUZZ_COVE_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread $(INC) -Icli/machine $(FUZZ_FLAGS) -o $@ $^ $(COVE_LDLIBS) $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
@@ -85,8 +108,13 @@ deps:
 integration: all
 	tests/integration/run.sh
 
+# cove image against a registry on loopback; no KVM needed.
+check-image: all
+	tests/image/run.sh
+
 test: deps
 	$(MAKE) all check-unit
+	$(MAKE) check-image
 	$(MAKE) integration
 
 bench: all
@@ -98,4 +126,4 @@ shell: deps all
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/obj/cli/cove_vmm.d $(UNIT_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/cli/cove_vmm.d $(UNIT_BINS:=.d) $(COVE_OBJS:.o=.d)

@@ -22,8 +22,8 @@ static const char usage[] =
 "\n"
 "Boot a Linux kernel in a KVM microVM. The process ends when the guest\n"
 "powers off, reboots or panics (status 0, and a line saying which), or on\n"
-"SIGINT/SIGTERM or the control API's stop; a monitor error exits with\n"
-"status 1.\n"
+"SIGINT/SIGTERM or the control API's stop (its shutdown asks the guest to\n"
+"power off first); a monitor error exits with status 1.\n"
 "\n"
 "Options:\n"
 "  --kernel PATH        bzImage, or uncompressed ELF vmlinux with a PVH entry note\n"
@@ -43,11 +43,21 @@ static const char usage[] =
 "  --no-acpi            no ACPI tables: the guest finds its CPUs in the MP table\n"
 "                       and its devices on the command line (for kernels built\n"
 "                       without ACPI; implied by acpi=off in --cmdline)\n"
+"  --no-rng             no virtio-rng device (by default the guest gets one,\n"
+"                       fed from the host's getrandom)\n"
+"  --balloon            a virtio-balloon device: the control API's balloon op\n"
+"                       sets its target; memory the guest frees goes back to\n"
+"                       the host (free page reporting)\n"
 "  --metrics FILE|-     write a JSON object of boot times, exit counts, peak RSS\n"
 "                       and device counters at exit (- for stdout)\n"
 "  --api SOCKET         serve the control API on a unix socket (mode 0600):\n"
 "                       one JSON object per line, e.g. {\"op\":\"status\"}; ops\n"
-"                       status, pause, resume, stop, metrics (see README.md)\n"
+"                       status, pause, resume, stop, metrics, balloon,\n"
+"                       balloon_stats, shutdown (see README.md)\n"
+"  --vsock cid=N,uds=PATH  a virtio-vsock device, guest CID N (3-4294967294);\n"
+"                       guest connections to CID 2 port P go to the unix socket\n"
+"                       PATH_P, host programs reach guest port P by connecting\n"
+"                       to PATH and writing \"CONNECT P\\n\" (answer \"OK N\\n\")\n"
 "  -h, --help           this text\n"
 "  --version            print the version\n";
 
@@ -212,7 +222,8 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
-       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API, OPT_FS };
+       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API, OPT_VSOCK,
+       OPT_NO_RNG, OPT_BALLOON, OPT_FS };
 
 int main(int argc, char **argv)
 {
@@ -227,7 +238,10 @@ int main(int argc, char **argv)
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
+		{ "no-rng", no_argument, NULL, OPT_NO_RNG },
+		{ "balloon", no_argument, NULL, OPT_BALLOON },
 		{ "api", required_argument, NULL, OPT_API },
+		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
@@ -282,10 +296,22 @@ int main(int argc, char **argv)
 		case OPT_NO_ACPI:
 			cfg.no_acpi = true;
 			break;
+		case OPT_NO_RNG:
+			cfg.no_rng = true;
+			break;
+		case OPT_BALLOON:
+			cfg.balloon = true;
+			break;
 		case OPT_API:
 			if (!*optarg)
 				die("--api needs a socket path");
 			api = optarg;
+			break;
+		case OPT_VSOCK:
+			if (cfg.vsock.cid)
+				die("--vsock: only one vsock device");
+			if (cove_parse_vsock(optarg, &cfg.vsock) < 0)
+				die("--vsock %s: %s", optarg, cove_last_error());
 			break;
 		case 'h':
 			fputs(usage, stdout);

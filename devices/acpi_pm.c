@@ -1,6 +1,9 @@
 #include "acpi_pm.h"
 
+#include <errno.h>
+#include <linux/kvm.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "log.h"
 #include "vm.h"
@@ -56,5 +59,17 @@ int acpi_pm_create(struct vm *vm)
 		err = bus_register(&vm->pio, LAYOUT_PVPANIC_PORT, 1, &pvpanic_ops, vm);
 	if (err < 0)
 		return cove_fail(err, "acpi: cannot register power-management ports");
+	return 0;
+}
+
+int acpi_pm_power_button(struct vm *vm)
+{
+	struct kvm_irq_level irq = { .irq = LAYOUT_GED_IRQ, .level = 1 };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		return cove_fail(-errno, "KVM_IRQ_LINE %u: %s", irq.irq, strerror(errno));
+	irq.level = 0;
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		return cove_fail(-errno, "KVM_IRQ_LINE %u: %s", irq.irq, strerror(errno));
 	return 0;
 }

@@ -514,12 +514,6 @@ static void vblk_config_read(struct virtio_dev *d, uint32_t off, void *data, uin
 	memcpy(data, to_blk(d)->config + off, len);
 }
 
-static int vblk_activate(struct virtio_dev *d)
-{
-	(void)d;
-	return 0;
-}
-
 static void vblk_reset(struct virtio_dev *d)
 {
 	struct vblk *b = to_blk(d);
@@ -564,7 +558,6 @@ static const struct virtio_dev_ops vblk_ops_rw = {
 	.features = VBLK_COMMON_FEATURES | (1ull << VIRTIO_BLK_F_DISCARD) |
 		    (1ull << VIRTIO_BLK_F_WRITE_ZEROES),
 	.config_read = vblk_config_read,
-	.activate = vblk_activate,
 	.queue_notify = vblk_queue_notify,
 	.reset = vblk_reset,
 	.destroy = vblk_destroy,
@@ -578,7 +571,6 @@ static const struct virtio_dev_ops vblk_ops_ro = {
 	.config_size = VBLK_CONFIG_SIZE,
 	.features = VBLK_COMMON_FEATURES | (1ull << VIRTIO_BLK_F_RO),
 	.config_read = vblk_config_read,
-	.activate = vblk_activate,
 	.queue_notify = vblk_queue_notify,
 	.reset = vblk_reset,
 	.destroy = vblk_destroy,
@@ -661,13 +653,9 @@ int vblk_create(struct vm *vm, const char *path, bool readonly, struct virtio_de
 	struct virtio_dev *d;
 	int err = vblk_open(path, readonly, &d);
 
-	if (err < 0)
-		return err;
-	err = vm_add_virtio(vm, d);
-	if (err < 0) {
-		d->ops->destroy(d);
-		return err;
-	}
-	*out = d;
-	return 0;
+	if (err == 0)
+		err = vm_adopt_virtio(vm, d);
+	if (err == 0)
+		*out = d;
+	return err;
 }

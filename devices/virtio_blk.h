@@ -50,11 +50,11 @@ struct vm;
 
 /* Open the disk (O_RDWR, or O_RDONLY when readonly; O_CLOEXEC), size it
  * (regular file or block device; capacity = size / 512), and add the
- * device to vm with vm_add_virtio. 0 with *out (the VM owns it and frees
+ * device to vm with vm_adopt_virtio. 0 with *out (the VM owns it and frees
  * it at detach), or -errno with cove_fail's message: "disk PATH: No such
  * file or directory", "disk PATH: Permission denied (use ,ro for a
  * read-only disk)", "disk PATH: not a regular file or block device", or
- * vm_add_virtio's. Setup thread. */
+ * vm_adopt_virtio's. Setup thread. */
 int vblk_create(struct vm *vm, const char *path, bool readonly, struct virtio_dev **out);
 
 /* vblk_create without the VM: opens and sizes the disk and returns the

@@ -38,7 +38,6 @@ struct vfs {
 	unsigned nactive;		/* in flight and not orphaned */
 	bool stalled;			/* stopped popping at the in-flight limit */
 	struct vfs_req *free_reqs;
-	unsigned log_budget;
 };
 
 static struct vfs *to_fs(struct virtio_dev *d)
@@ -138,7 +137,7 @@ static void io_done(struct evloop_handler *h, int res, uint32_t flags)
 	if (res >= 0)
 		res += r->done;
 	else
-		log_ratelimited(&fs->log_budget, fs->dev.name, "%s: %s",
+		log_ratelimited(&fs->dev.log_budget, fs->dev.name, "%s: %s",
 				io->op == FUSE_IO_READ ? "read" : io->op == FUSE_IO_WRITE ?
 				"write" : "fsync", strerror(-res));
 	list_del(fs, r);
@@ -214,7 +213,7 @@ static void vfs_queue_notify(struct virtio_dev *d, uint32_t q)
 		}
 		r = req_get(fs);
 		if (!r) {
-			log_ratelimited(&fs->log_budget, d->name, "out of memory for requests");
+			log_ratelimited(&d->log_budget, d->name, "out of memory for requests");
 			break;
 		}
 		got = virtio_dev_pop(d, vq, &r->elem);
@@ -224,8 +223,8 @@ static void vfs_queue_notify(struct virtio_dev *d, uint32_t q)
 		}
 		r->q = q;
 		if (got == -E2BIG) {
-			log_ratelimited(&fs->log_budget, d->name, "request with more than %d buffers",
-					VIRTQ_MAX_SEGS);
+			virtio_dev_guest_error(d, "request with more than %d buffers",
+					       VIRTQ_MAX_SEGS);
 			req_answer(r, 0);
 			req_put(r);
 			answered = true;
@@ -244,12 +243,6 @@ static void vfs_queue_notify(struct virtio_dev *d, uint32_t q)
 static void vfs_config_read(struct virtio_dev *d, uint32_t off, void *data, uint32_t len)
 {
 	memcpy(data, to_fs(d)->config + off, len);
-}
-
-static int vfs_activate(struct virtio_dev *d)
-{
-	(void)d;
-	return 0;
 }
 
 static void vfs_reset(struct virtio_dev *d)
@@ -292,7 +285,6 @@ static const struct virtio_dev_ops vfs_ops = {
 	.config_size = VFS_CONFIG_SIZE,
 	.features = 0,
 	.config_read = vfs_config_read,
-	.activate = vfs_activate,
 	.queue_notify = vfs_queue_notify,
 	.reset = vfs_reset,
 	.destroy = vfs_destroy,
@@ -331,13 +323,9 @@ int vfs_create(struct vm *vm, const char *tag, const char *dir, bool readonly,
 	struct virtio_dev *d;
 	int err = vfs_open(tag, dir, readonly, cache, &d);
 
-	if (err < 0)
-		return err;
-	err = vm_add_virtio(vm, d);
-	if (err < 0) {
-		d->ops->destroy(d);
-		return err;
-	}
-	*out = d;
-	return 0;
+	if (err == 0)
+		err = vm_adopt_virtio(vm, d);
+	if (err == 0)
+		*out = d;
+	return err;
 }

@@ -33,8 +33,9 @@ struct vm;
 int vfs_open(const char *tag, const char *dir, bool readonly, enum fuse_cache cache,
 	     struct virtio_dev **out);
 
-/* vfs_open, then vm_add_virtio. Same returns, or vm_add_virtio's.
- * Setup thread. */
+/* vfs_open, then vm_adopt_virtio. 0 with *out (the VM owns it and frees
+ * it), or -errno: vfs_open's, or vm_adopt_virtio's (which has freed the
+ * device). Setup thread. */
 int vfs_create(struct vm *vm, const char *tag, const char *dir, bool readonly,
 	       enum fuse_cache cache, struct virtio_dev **out);
 

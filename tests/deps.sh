@@ -10,7 +10,10 @@ pkgs=(
 	busybox-static cpio e2fsprogs		# test guests
 	qemu-system-x86 linux-image-amd64 kmod	# nested-KVM harness, bench peer
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils	# guest kernel
+	libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev	# cove
+	docker-registry skopeo curl openssl	# cove image tests
 	python3 procps
+	acpica-tools				# iasl -d checks the DSDT (unit test)
 )
 
 missing=()

@@ -65,6 +65,18 @@ int virtio_dev_pop(struct virtio_dev *d, struct virtq *vq, struct virtq_elem *e)
 	return r;
 }
 
+void virtio_dev_guest_error(struct virtio_dev *d, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	__atomic_fetch_add(&d->stats.guest_errors, 1, __ATOMIC_RELAXED);
+	log_ratelimited(&d->log_budget, d->name, "%s", msg);
+}
+
 void virtio_dev_fail(struct virtio_dev *d, const char *fmt, ...)
 {
 	char msg[200];
@@ -75,8 +87,7 @@ void virtio_dev_fail(struct virtio_dev *d, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
-	__atomic_fetch_add(&d->stats.guest_errors, 1, __ATOMIC_RELAXED);
-	log_ratelimited(&d->log_budget, d->name, "driver error: %s; device needs reset", msg);
+	virtio_dev_guest_error(d, "driver error: %s; device needs reset", msg);
 	old = __atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET, __ATOMIC_SEQ_CST);
 	/* 2.1.2: a live device tells the driver with a config interrupt. */
 	if ((old & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_NEEDS_RESET))

@@ -113,6 +113,11 @@ void virtio_dev_config_changed(struct virtio_dev *d);
  * Loop thread. */
 int virtio_dev_pop(struct virtio_dev *d, struct virtq *vq, struct virtq_elem *e);
 
+/* The driver sent something invalid that the device drops and goes on:
+ * count it in guest_errors and log it (rate limited). Loop thread. */
+void virtio_dev_guest_error(struct virtio_dev *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* The driver broke the protocol: count it, log (rate limited), set
  * NEEDS_RESET and raise a config interrupt; the device stops processing
  * until reset. Loop thread. */

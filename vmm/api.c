@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "evloop.h"
 #include "json.h"
+#include "libcove.h"
 #include "log.h"
+#include "usock.h"
 
 #define API_MAX_MEMBERS	8	/* op, id and a few wrong ones to report */
 #define API_BACKLOG	32
@@ -144,6 +144,10 @@ static const char *op_strerror(int err)
 		return "resumed before every vCPU was parked";
 	case -EINVAL:
 		return "the VM has not started";
+	case -ENODEV:
+		return "no balloon device (start cove-vmm with --balloon)";
+	case -ENOTSUP:
+		return "no ACPI: cannot ask the guest; use stop";
 	default:
 		return strerror(-err);
 	}
@@ -160,6 +164,54 @@ static bool is_blank(const char *s, size_t len)
 static bool key_is(const struct json_member *m, const char *key)
 {
 	return m->key_len == strlen(key) && !memcmp(m->key, key, m->key_len);
+}
+
+/* A member holding a whole number from 0 to max, written plainly (no
+ * sign, fraction or exponent). */
+static bool member_uint(const struct json_member *m, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (m->type != JSON_NUMBER || m->value_len == 0 || m->value_len > 20)
+		return false;
+	for (size_t i = 0; i < m->value_len; i++) {
+		unsigned d = (unsigned char)m->value[i] - '0';
+		if (d > 9 || v > (max - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* What each op takes besides "op" and "id". */
+struct api_op {
+	const char *name;
+	const char *arg;	/* its one member, or NULL */
+	bool arg_required;
+	const char *usage;	/* for an unknown member */
+};
+
+static const struct api_op api_ops_table[] = {
+	{ "status", NULL, false, "a request has \"op\" and optionally \"id\"" },
+	{ "pause", NULL, false, "a request has \"op\" and optionally \"id\"" },
+	{ "resume", NULL, false, "a request has \"op\" and optionally \"id\"" },
+	{ "stop", NULL, false, "a request has \"op\" and optionally \"id\"" },
+	{ "metrics", NULL, false, "a request has \"op\" and optionally \"id\"" },
+	{ "balloon", "target_mib", true, "balloon takes \"target_mib\" and optionally \"id\"" },
+	{ "balloon_stats", NULL, false, "a request has \"op\" and optionally \"id\"" },
+	{ "shutdown", "timeout_ms", false,
+	  "shutdown takes optionally \"timeout_ms\" and \"id\"" },
+};
+
+#define OPS_LIST "status, pause, resume, stop, metrics, balloon, balloon_stats or shutdown"
+
+static const struct api_op *find_op(const char *name)
+{
+	for (size_t i = 0; i < sizeof(api_ops_table) / sizeof(api_ops_table[0]); i++)
+		if (!strcmp(api_ops_table[i].name, name))
+			return &api_ops_table[i];
+	return NULL;
 }
 
 static void do_status(struct sbuf *b, const struct api_ops *ops, void *arg,
@@ -199,10 +251,57 @@ static void do_metrics(struct sbuf *b, const struct api_ops *ops, void *arg,
 	free(json);
 }
 
-/* Run a decoded op; -EINPROGRESS when a pause is not complete yet. */
-static int run_op(struct sbuf *b, const struct api_ops *ops, void *arg,
-		  const struct json_member *id, const char *op, size_t op_len)
+/* ,"key":N or ,"key":null for COVE_BALLOON_UNKNOWN */
+static void sb_stat(struct sbuf *b, const char *sep, const char *key, uint64_t v)
 {
+	if (v == COVE_BALLOON_UNKNOWN)
+		sb_printf(b, "%s\"%s\":null", sep, key);
+	else
+		sb_printf(b, "%s\"%s\":%" PRIu64, sep, key, v);
+}
+
+static void do_balloon_stats(struct sbuf *b, const struct api_ops *ops, void *arg,
+			     const struct json_member *id)
+{
+	struct cove_balloon_stats st;
+	int err = ops->balloon_stats(arg, &st);
+
+	if (err) {
+		reply_error(b, id, "balloon_stats: ", NULL, 0, op_strerror(err));
+		return;
+	}
+	reply_head(b, true, id);
+	sb_printf(b, ",\"target_bytes\":%" PRIu64 ",\"actual_bytes\":%" PRIu64
+		  ",\"inflated_bytes\":%" PRIu64 ",\"reported_bytes\":%" PRIu64
+		  ",\"bad_input\":%" PRIu64, st.target, st.actual, st.inflated, st.reported,
+		  st.bad_input);
+	if (st.stats_age_ns)
+		sb_printf(b, ",\"stats_age_ms\":%" PRIu64, st.stats_age_ns / 1000000);
+	else
+		sb_str(b, ",\"stats_age_ms\":null");
+	sb_stat(b, ",\"guest\":{", "swap_in_bytes", st.swap_in);
+	sb_stat(b, ",", "swap_out_bytes", st.swap_out);
+	sb_stat(b, ",", "major_faults", st.major_faults);
+	sb_stat(b, ",", "minor_faults", st.minor_faults);
+	sb_stat(b, ",", "free_bytes", st.free_memory);
+	sb_stat(b, ",", "total_bytes", st.total_memory);
+	sb_stat(b, ",", "available_bytes", st.available_memory);
+	sb_stat(b, ",", "disk_caches_bytes", st.disk_caches);
+	sb_str(b, "}}\n");
+}
+
+static void reply_ok(struct sbuf *b, const struct json_member *id)
+{
+	reply_head(b, true, id);
+	sb_str(b, "}\n");
+}
+
+/* Run a decoded op with its member (NULL if absent, already checked to be
+ * the op's); -EINPROGRESS when a pause is not complete yet. */
+static int run_op(struct sbuf *b, const struct api_ops *ops, void *arg,
+		  const struct json_member *id, const char *op, const struct json_member *am)
+{
+	uint64_t v;
 	int err;
 
 	if (!strcmp(op, "status")) {
@@ -211,22 +310,43 @@ static int run_op(struct sbuf *b, const struct api_ops *ops, void *arg,
 		err = op[0] == 'p' ? ops->pause(arg) : ops->resume(arg);
 		if (err == -EINPROGRESS)
 			return err;
-		if (err) {
+		if (err)
 			reply_error(b, id, op[0] == 'p' ? "pause: " : "resume: ", NULL, 0,
 				    op_strerror(err));
-		} else {
-			reply_head(b, true, id);
-			sb_str(b, "}\n");
-		}
+		else
+			reply_ok(b, id);
 	} else if (!strcmp(op, "stop")) {
 		ops->stop(arg);
-		reply_head(b, true, id);
-		sb_str(b, "}\n");
+		reply_ok(b, id);
 	} else if (!strcmp(op, "metrics")) {
 		do_metrics(b, ops, arg, id);
-	} else {
-		reply_error(b, id, "unknown op \"", op, op_len,
-			    "\" (use status, pause, resume, stop or metrics)");
+	} else if (!strcmp(op, "balloon")) {
+		if (!member_uint(am, UINT64_MAX >> 20, &v)) {
+			reply_error(b, id, "\"target_mib\" must be a whole number of MiB", NULL, 0, "");
+			return 0;
+		}
+		err = ops->balloon(arg, v << 20);
+		if (err == -EINVAL)
+			reply_error(b, id, "balloon: \"target_mib\" exceeds the guest's memory",
+				    NULL, 0, "");
+		else if (err)
+			reply_error(b, id, "balloon: ", NULL, 0, op_strerror(err));
+		else
+			reply_ok(b, id);
+	} else if (!strcmp(op, "balloon_stats")) {
+		do_balloon_stats(b, ops, arg, id);
+	} else {	/* shutdown */
+		v = API_SHUTDOWN_TIMEOUT_MS;
+		if (am && !member_uint(am, API_TIMEOUT_MS_MAX, &v)) {
+			reply_error(b, id, "\"timeout_ms\" must be a whole number of milliseconds "
+				    "up to " XSTR(API_TIMEOUT_MS_MAX), NULL, 0, "");
+			return 0;
+		}
+		err = ops->shutdown(arg, (unsigned)v);
+		if (err)
+			reply_error(b, id, "shutdown: ", NULL, 0, op_strerror(err));
+		else
+			reply_ok(b, id);
 	}
 	return 0;
 }
@@ -235,11 +355,12 @@ int api_handle_request(const struct api_ops *ops, void *arg, const char *line, s
 		       char **reply)
 {
 	struct json_member m[API_MAX_MEMBERS];
-	const struct json_member *id = NULL, *op = NULL, *other = NULL;
+	const struct json_member *id = NULL, *op = NULL, *am = NULL, *other = NULL;
+	const struct api_op *desc = NULL;
 	struct json_error jerr = { 0 };
 	struct sbuf b = { 0 };
 	char name[32];
-	int n;
+	int n, l = -1;
 
 	*reply = NULL;
 	if (is_blank(line, len))
@@ -257,27 +378,40 @@ int api_handle_request(const struct api_ops *ops, void *arg, const char *line, s
 			id = &m[i];
 		else if (key_is(&m[i], "op"))
 			op = &m[i];
+	}
+	if (op && op->type == JSON_STRING) {
+		l = json_string_decode(op->value, op->value_len, name, sizeof(name));
+		if (l >= 0 && strlen(name) == (size_t)l)	/* not too long, no NUL */
+			desc = find_op(name);
+	}
+	for (int i = 0; i < n; i++) {
+		if (&m[i] == id || &m[i] == op)
+			continue;
+		if (desc && desc->arg && key_is(&m[i], desc->arg))
+			am = &m[i];
 		else if (!other)
 			other = &m[i];
 	}
 	if (id && id->type != JSON_NUMBER && id->type != JSON_STRING) {
 		reply_error(&b, NULL, "id must be a number or a string", NULL, 0, "");
 	} else if (other) {
-		reply_error(&b, id, "unknown member \"", other->key, other->key_len,
-			    "\" (a request has \"op\" and optionally \"id\")");
+		char usage[128];
+		snprintf(usage, sizeof(usage), "\" (%s)",
+			 desc ? desc->usage : "a request has \"op\" and optionally \"id\"");
+		reply_error(&b, id, "unknown member \"", other->key, other->key_len, usage);
 	} else if (!op) {
 		reply_error(&b, id, "missing \"op\"", NULL, 0, "");
 	} else if (op->type != JSON_STRING) {
 		reply_error(&b, id, "\"op\" must be a string", NULL, 0, "");
-	} else {
-		int l = json_string_decode(op->value, op->value_len, name, sizeof(name));
-		if (l < 0 || strlen(name) != (size_t)l)	/* too long, or holds a NUL */
-			reply_error(&b, id, "unknown op (use status, pause, resume, stop or metrics)",
-				    NULL, 0, "");
-		else if (run_op(&b, ops, arg, id, name, l) == -EINPROGRESS) {
-			free(b.p);
-			return -EINPROGRESS;
-		}
+	} else if (l < 0 || strlen(name) != (size_t)l) {
+		reply_error(&b, id, "unknown op (use " OPS_LIST ")", NULL, 0, "");
+	} else if (!desc) {
+		reply_error(&b, id, "unknown op \"", name, l, "\" (use " OPS_LIST ")");
+	} else if (desc->arg_required && !am) {
+		reply_error(&b, id, "missing \"", desc->arg, strlen(desc->arg), "\"");
+	} else if (run_op(&b, ops, arg, id, name, am) == -EINPROGRESS) {
+		free(b.p);
+		return -EINPROGRESS;
 	}
 out:
 	if (b.oom) {
@@ -319,8 +453,7 @@ struct api_server {
 	int fd;
 	struct evloop_watch listen;
 	char *path;
-	dev_t dev;
-	ino_t ino;
+	struct usock_id id;
 	struct api_conn *conns;
 	int nconns;
 	unsigned log_count;
@@ -574,77 +707,18 @@ static void listen_cb(struct evloop_watch *w, uint32_t revents)
 	}
 }
 
-/* Something is at path and bind said EADDRINUSE: remove it if it is a
- * socket that nobody accepts on. 0 (try again) or -errno. */
-static int remove_stale(const char *path, const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, err;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : cove_fail(-errno, "api socket %s: %s", path, strerror(errno));
-	if (!S_ISSOCK(st.st_mode))
-		return cove_fail(-EEXIST, "api socket %s: a file that is not a socket is in the way",
-				 path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return cove_fail(-errno, "api socket %s: socket: %s", path, strerror(errno));
-	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ? errno : 0;
-	close(fd);
-	if (err == ECONNREFUSED) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			return cove_fail(-errno, "api socket %s: removing the stale socket: %s",
-					 path, strerror(errno));
-		return 0;
-	}
-	if (err == 0 || err == EAGAIN || err == EINPROGRESS)
-		return cove_fail(-EADDRINUSE, "api socket %s: %s (is another cove-vmm running?)",
-				 path, strerror(EADDRINUSE));
-	return cove_fail(-err, "api socket %s: %s", path, strerror(err));
-}
-
 static int open_socket(struct api_server *srv, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int err;
+	int fd = usock_listen("api socket", path, API_BACKLOG, &srv->id);
 
-	if (!*path)
-		return cove_fail(-EINVAL, "api socket: empty path");
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return cove_fail(-ENAMETOOLONG, "api socket %s: path too long (at most %zu bytes)",
-				 path, sizeof(sa.sun_path) - 1);
-	memcpy(sa.sun_path, path, strlen(path));
-	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (srv->fd < 0)
-		return cove_fail(-errno, "api socket %s: socket: %s", path, strerror(errno));
-	for (int tries = 0;; tries++) {
-		if (bind(srv->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		if (errno != EADDRINUSE)
-			return cove_fail(-errno, "api socket %s: %s", path, strerror(errno));
-		if (tries == 2)
-			return cove_fail(-EADDRINUSE, "api socket %s: %s (is another cove-vmm running?)",
-					 path, strerror(EADDRINUSE));
-		err = remove_stale(path, &sa);
-		if (err < 0)
-			return err;
-	}
-	/* Nobody can connect before listen(): tighten the mode first. */
-	if (chmod(path, 0600) < 0 || lstat(path, &st) < 0) {
-		err = errno;
-		unlink(path);
-		return cove_fail(-err, "api socket %s: %s", path, strerror(err));
-	}
-	srv->dev = st.st_dev;
-	srv->ino = st.st_ino;
+	if (fd < 0)
+		return fd;
+	srv->fd = fd;
 	srv->path = strdup(path);
 	if (!srv->path) {
-		unlink(path);
+		usock_unlink(path, &srv->id);
 		return cove_fail(-ENOMEM, "out of memory");
 	}
-	if (listen(srv->fd, API_BACKLOG) < 0)
-		return cove_fail(-errno, "api socket %s: listen: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -680,18 +754,14 @@ int api_create(struct evloop *loop, const char *path, const struct api_ops *ops,
 
 void api_destroy(struct api_server *srv)
 {
-	struct stat st;
-
 	if (!srv)
 		return;
 	while (srv->conns)
 		conn_free(srv->conns);
 	if (srv->fd >= 0)
 		close(srv->fd);
-	/* Unlink only our own socket, not one a successor put there. */
-	if (srv->path && lstat(srv->path, &st) == 0 && st.st_dev == srv->dev &&
-	    st.st_ino == srv->ino)
-		unlink(srv->path);
+	if (srv->path)
+		usock_unlink(srv->path, &srv->id);
 	free(srv->path);
 	free(srv);
 }

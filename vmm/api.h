@@ -9,10 +9,17 @@
  *	{"op":"resume"}   {"ok":true}  (idempotent)
  *	{"op":"stop"}     {"ok":true}  then the VM ends ("stopped")
  *	{"op":"metrics"}  {"ok":true,"metrics":{…as cove_vm_write_metrics…}}
+ *	{"op":"balloon","target_mib":N}  {"ok":true}  the guest inflates or
+ *	                   deflates toward it
+ *	{"op":"balloon_stats"}  {"ok":true,"target_bytes":N,"actual_bytes":N,
+ *	                   "inflated_bytes":N,"reported_bytes":N,"bad_input":N,
+ *	                   "stats_age_ms":N|null,"guest":{…N|null…}}
+ *	{"op":"shutdown"[,"timeout_ms":N]}  {"ok":true} at once; the guest is
+ *	                   asked to power off, and stopped after the timeout
  *	anything else     {"ok":false,"error":"…"}
  *
  * An optional "id" (number or string) is echoed in the reply as written;
- * other members are errors. Blank lines are ignored. A line longer than
+ * other members than the op's own are errors. Blank lines are ignored. A line longer than
  * API_LINE_MAX bytes gets an error reply and the connection is closed; at
  * most API_MAX_CONNS connections, a further one gets an error line and is
  * closed. A client that does not read its replies stalls only itself: its
@@ -27,8 +34,12 @@
 #define API_LINE_MAX	4096	/* request bytes before the newline */
 #define API_MAX_CONNS	16
 
+#define API_SHUTDOWN_TIMEOUT_MS	10000	/* default of "timeout_ms" */
+#define API_TIMEOUT_MS_MAX	86400000
+
 struct evloop;
 struct api_server;
+struct cove_balloon_stats;
 
 struct api_status {
 	bool paused;
@@ -50,6 +61,14 @@ struct api_ops {
 	/* The metrics JSON object, malloc'd, in *json (length *len). 0 or
 	 * -errno. */
 	int (*metrics)(void *arg, char **json, size_t *len);
+	/* Set the balloon target in bytes: 0, -ENODEV (no balloon), -EINVAL
+	 * (more than the guest's memory). */
+	int (*balloon)(void *arg, uint64_t target);
+	/* The balloon's state: 0 or -ENODEV. */
+	int (*balloon_stats)(void *arg, struct cove_balloon_stats *st);
+	/* Ask the guest to power off, stop it after timeout_ms: 0, or
+	 * -ENOTSUP when the guest cannot be asked (no ACPI). */
+	int (*shutdown)(void *arg, unsigned timeout_ms);
 };
 
 /* Listen on a unix stream socket at path and serve requests with ops on

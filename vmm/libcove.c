@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "acpi_pm.h"
@@ -25,10 +26,13 @@
 #include "log.h"
 #include "serial_8250.h"
 #include "vcpu.h"
+#include "virtio_balloon.h"
 #include "virtio_blk.h"
 #include "virtio_dev.h"
 #include "virtio_fs.h"
 #include "virtio_mmio.h"
+#include "virtio_vsock.h"
+#include "virtio_rng.h"
 #include "vm.h"
 
 #define CMDLINE_MAX 4096
@@ -48,6 +52,14 @@ struct cove_vm {
 	bool started, joined;
 	uint64_t started_ns;		/* monotonic, at cove_vm_start */
 	struct api_server *api;		/* cove_vm_serve_api, or NULL */
+	struct virtio_dev *balloon;	/* cove_config.balloon, or NULL */
+	/* cove_vm_shutdown: the guest has ACPI (a power button); the
+	 * deadline timer (watched by the loop) and the earliest deadline. */
+	bool acpi;
+	int shutdown_fd;
+	struct evloop_watch shutdown_watch;
+	pthread_mutex_t shutdown_lock;
+	uint64_t shutdown_deadline_ns;	/* 0: none */
 };
 
 static uint64_t process_start_ns;
@@ -84,6 +96,52 @@ const char *cove_exit_reason_name(enum cove_exit_reason r)
 		return "error";
 	}
 	return "unknown";
+}
+
+int cove_parse_vsock(const char *s, struct cove_vsock *out)
+{
+	struct cove_vsock v = { 0 };
+	bool have_cid = false;
+	const char *p = s;
+
+	while (*p) {
+		const char *end = strchrnul(p, ',');
+		size_t len = end - p;
+
+		if (len > 4 && !strncmp(p, "cid=", 4)) {
+			char num[12];
+			char *e;
+			unsigned long long n;
+
+			if (len - 4 >= sizeof(num) || p[4] < '0' || p[4] > '9')
+				return cove_fail(-EINVAL, "cid must be a number from 3 to 4294967294");
+			memcpy(num, p + 4, len - 4);
+			num[len - 4] = '\0';
+			errno = 0;
+			n = strtoull(num, &e, 10);
+			if (errno || *e || n < 3 || n >= 0xffffffffull)
+				return cove_fail(-EINVAL, "cid must be a number from 3 to 4294967294");
+			v.cid = n;
+			have_cid = true;
+		} else if (len >= 4 && !strncmp(p, "uds=", 4)) {
+			if (len == 4)
+				return cove_fail(-EINVAL, "uds needs a socket path");
+			if (len - 4 > COVE_VSOCK_PATH_MAX)
+				return cove_fail(-ENAMETOOLONG, "uds path too long (at most %d bytes, "
+						 "so that PATH_PORT fits a unix socket address)",
+						 COVE_VSOCK_PATH_MAX);
+			memcpy(v.uds, p + 4, len - 4);
+			v.uds[len - 4] = '\0';
+		} else {
+			return cove_fail(-EINVAL, "unknown option '%.*s' (use cid=N,uds=PATH)",
+					 (int)len, p);
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (!have_cid || !v.uds[0])
+		return cove_fail(-EINVAL, "needs cid=N and uds=PATH");
+	*out = v;
+	return 0;
 }
 
 int cove_parse_size(const char *s, uint64_t *out)
@@ -251,6 +309,11 @@ static int check_config(const struct cove_config *cfg)
 	}
 	if (cfg->console == COVE_CONSOLE_FILE && !cfg->console_path)
 		return cove_fail(-EINVAL, "console file not given");
+	if (cfg->vsock.cid && (cfg->vsock.cid < 3 || cfg->vsock.cid == 0xffffffffu ||
+			       !cfg->vsock.uds[0] ||
+			       strnlen(cfg->vsock.uds, sizeof(cfg->vsock.uds)) > COVE_VSOCK_PATH_MAX))
+		return cove_fail(-EINVAL, "vsock: cid from 3 to 4294967294 and a socket path "
+				 "of 1 to %d bytes needed", COVE_VSOCK_PATH_MAX);
 	return 0;
 }
 
@@ -289,6 +352,7 @@ static int load_guest(struct cove_vm *cv, const struct cove_config *cfg)
 	/* Devices are described once: in the DSDT, or on the command line for
 	 * kernels that do not read ACPI (twice, the second probe fails). */
 	bool acpi = !cfg->no_acpi && !cmdline_has_word(cfg->cmdline, "acpi=off");
+	cv->acpi = acpi;
 	err = cmdline_build(cmdline, sizeof(cmdline), cfg->cmdline, vm->vdev_slots,
 			    acpi ? 0 : vm->nvdevs);
 	if (err < 0)
@@ -305,6 +369,36 @@ static int load_guest(struct cove_vm *cv, const struct cove_config *cfg)
 		.acpi = acpi,
 	};
 	return arch_load(&vm->mem, &a, &vm->boot);
+}
+
+/* The guest did not power off in time after cove_vm_shutdown. Loop thread. */
+static void shutdown_timer_fired(struct evloop_watch *w, uint32_t revents)
+{
+	struct cove_vm *cv = w->arg;
+	uint64_t n;
+
+	(void)revents;
+	if (read(cv->shutdown_fd, &n, sizeof(n)) != sizeof(n))
+		return;		/* re-armed meanwhile: not expired yet */
+	log_msg("vm", "the guest did not power off in time: stopping it");
+	vm_request_exit(&cv->vm, COVE_EXIT_STOPPED, 0);
+}
+
+static int shutdown_timer_create(struct cove_vm *cv)
+{
+	int err;
+
+	cv->shutdown_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (cv->shutdown_fd < 0)
+		return cove_fail(-errno, "timerfd_create: %s", strerror(errno));
+	cv->shutdown_watch.fd = cv->shutdown_fd;
+	cv->shutdown_watch.events = POLLIN;
+	cv->shutdown_watch.cb = shutdown_timer_fired;
+	cv->shutdown_watch.arg = cv;
+	err = evloop_watch_start(cv->vm.loop, &cv->shutdown_watch);
+	if (err < 0)
+		return cove_fail(err, "shutdown timer: %s", strerror(-err));
+	return 0;
 }
 
 int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
@@ -326,7 +420,8 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 		return err;
 	}
 	vm = &cv->vm;
-	vm->kvm_fd = vm->vm_fd = vm->done_fd = cv->console_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->done_fd = cv->console_fd = cv->shutdown_fd = -1;
+	pthread_mutex_init(&cv->shutdown_lock, NULL);
 	vm->start_ns = process_start_ns;
 	vm->times.process_start_to_create = vm_now_ns() - process_start_ns;
 	vm->ncpus = cfg->cpus;
@@ -387,6 +482,23 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 		if (err < 0)
 			goto fail;
 	}
+	if (cfg->vsock.cid) {
+		struct virtio_dev *d;
+		err = vsock_create(vm, cfg->vsock.cid, cfg->vsock.uds, &d);
+		if (err < 0)
+			goto fail;
+	}
+	if (!cfg->no_rng) {
+		struct virtio_dev *d;
+		err = vrng_create(vm, &d);
+		if (err < 0)
+			goto fail;
+	}
+	if (cfg->balloon) {
+		err = vballoon_create(vm, &cv->balloon);
+		if (err < 0)
+			goto fail;
+	}
 	for (int i = 0; i < cfg->nshares; i++) {
 		static const enum fuse_cache cache[] = {
 			[COVE_FS_CACHE_AUTO] = FUSE_CACHE_AUTO,
@@ -407,6 +519,11 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 	err = load_guest(cv, cfg);
 	if (err < 0)
 		goto fail;
+	if (cv->acpi) {
+		err = shutdown_timer_create(cv);
+		if (err < 0)
+			goto fail;
+	}
 	/* Loaded into guest memory: the file pages need not stay resident. */
 	unmap_file(&cv->kernel);
 	unmap_file(&cv->initrd);
@@ -426,6 +543,36 @@ fail:
 		cove_vm_destroy(cv);
 		return cove_fail(err, "%s", msg[0] ? msg : strerror(-err));
 	}
+}
+
+int cove_vm_shutdown(struct cove_vm *cv, unsigned timeout_ms)
+{
+	uint64_t deadline = vm_now_ns() + (uint64_t)timeout_ms * 1000000;
+	int err = 0;
+
+	if (!cv->started)
+		return cove_fail(-EINVAL, "VM not started");
+	if (!cv->acpi)
+		return cove_fail(-ENOTSUP, "no ACPI: cannot ask the guest; use stop");
+	if (__atomic_load_n(&cv->vm.exit_reason, __ATOMIC_ACQUIRE))
+		return cove_fail(-ESRCH, "the VM has ended");
+	pthread_mutex_lock(&cv->shutdown_lock);
+	if (!cv->shutdown_deadline_ns || deadline < cv->shutdown_deadline_ns) {
+		struct itimerspec its = {
+			.it_value = {
+				.tv_sec = (time_t)(deadline / 1000000000),
+				.tv_nsec = (long)(deadline % 1000000000),
+			},
+		};
+		cv->shutdown_deadline_ns = deadline;
+		/* 0 would disarm: a zero timeout expires at once anyway. */
+		if (timerfd_settime(cv->shutdown_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+			err = cove_fail(-errno, "timerfd_settime: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&cv->shutdown_lock);
+	if (err == 0)
+		err = acpi_pm_power_button(&cv->vm);
+	return err;
 }
 
 static void loop_failed(void *arg, int err)
@@ -606,6 +753,38 @@ int cove_vm_resume(struct cove_vm *cv)
 	return 0;
 }
 
+int cove_vm_balloon_set(struct cove_vm *cv, uint64_t target_bytes)
+{
+	if (!cv->balloon)
+		return cove_fail(-ENODEV, "no balloon device (enable it with --balloon)");
+	if (target_bytes > cv->vm.mem.total)
+		return cove_fail(-EINVAL, "balloon target of %" PRIu64 " MiB exceeds guest memory (%"
+				 PRIu64 " MiB)", target_bytes >> 20, cv->vm.mem.total >> 20);
+	vballoon_set_target(cv->balloon, (uint32_t)(target_bytes >> 12));
+	return 0;
+}
+
+struct balloon_stats_call {
+	struct virtio_dev *d;
+	struct cove_balloon_stats *out;
+};
+
+static void balloon_stats_on_loop(void *arg)
+{
+	struct balloon_stats_call *c = arg;
+
+	vballoon_stats(c->d, c->out);
+}
+
+int cove_vm_balloon_stats(struct cove_vm *cv, struct cove_balloon_stats *out)
+{
+	struct balloon_stats_call c = { cv->balloon, out };
+
+	if (!cv->balloon)
+		return cove_fail(-ENODEV, "no balloon device (enable it with --balloon)");
+	return evloop_call(cv->vm.loop, balloon_stats_on_loop, &c);
+}
+
 /* The control API's view of the VM; on the event-loop thread. */
 static void api_status(void *arg, struct api_status *st)
 {
@@ -634,6 +813,21 @@ static void api_stop(void *arg)
 	cove_vm_stop(arg);
 }
 
+static int api_balloon(void *arg, uint64_t target)
+{
+	return cove_vm_balloon_set(arg, target);
+}
+
+static int api_balloon_stats(void *arg, struct cove_balloon_stats *st)
+{
+	return cove_vm_balloon_stats(arg, st);	/* inline: we are on the loop */
+}
+
+static int api_shutdown(void *arg, unsigned timeout_ms)
+{
+	return cove_vm_shutdown(arg, timeout_ms);
+}
+
 static int api_metrics(void *arg, char **json, size_t *len)
 {
 	return metrics_json(arg, json, len);
@@ -645,6 +839,9 @@ static const struct api_ops vm_api_ops = {
 	.resume = api_resume,
 	.stop = api_stop,
 	.metrics = api_metrics,
+	.balloon = api_balloon,
+	.balloon_stats = api_balloon_stats,
+	.shutdown = api_shutdown,
 };
 
 int cove_vm_serve_api(struct cove_vm *cv, const char *path)
@@ -673,6 +870,9 @@ void cove_vm_destroy(struct cove_vm *cv)
 	for (int i = 0; i < vm->nvdevs; i++)
 		virtio_mmio_detach(vm, vm->vdevs[i]);
 	api_destroy(cv->api);
+	if (cv->shutdown_fd >= 0)
+		close(cv->shutdown_fd);
+	pthread_mutex_destroy(&cv->shutdown_lock);
 	serial_destroy(cv->serial);
 	evloop_destroy(vm->loop);
 	gm_free(&vm->mem);

@@ -31,6 +31,17 @@ struct cove_disk {
 	bool readonly;
 };
 
+/* Longest --vsock uds path: PATH_PORT (up to 11 more bytes) must fit a
+ * unix socket address. */
+#define COVE_VSOCK_PATH_MAX 96
+
+/* A virtio-vsock device with Firecracker's hybrid host side (see
+ * README.md, "vsock"). cid 0: none. */
+struct cove_vsock {
+	uint32_t cid;			/* the guest's CID, 3..0xfffffffe */
+	char uds[COVE_VSOCK_PATH_MAX + 1];	/* host unix socket path */
+};
+
 /* How much the guest caches of a shared directory (virtio-fs). */
 enum cove_fs_cache {
 	COVE_FS_CACHE_AUTO,	/* 1 s attribute/entry timeouts (default) */
@@ -62,6 +73,13 @@ struct cove_config {
 	 * command line says acpi=off, the guest gets the MP table and
 	 * virtio_mmio.device= entries on its command line instead. */
 	bool no_acpi;
+	struct cove_vsock vsock;	/* .cid 0: no vsock device */
+	/* No virtio-rng device (by default the guest gets one, fed from
+	 * getrandom(2)). */
+	bool no_rng;
+	/* A virtio-balloon device (cove_vm_balloon_set, _stats): inflation,
+	 * memory statistics, deflate on OOM, free page reporting. */
+	bool balloon;
 };
 
 enum cove_exit_reason {
@@ -84,6 +102,22 @@ struct cove_boot_times {
 struct cove_exit {
 	enum cove_exit_reason reason;
 	int status;			/* -errno for COVE_EXIT_ERROR */
+};
+
+/* The balloon (cove_vm_balloon_stats). Sizes in bytes; a guest statistic
+ * the guest has not reported is COVE_BALLOON_UNKNOWN. */
+#define COVE_BALLOON_UNKNOWN UINT64_MAX
+struct cove_balloon_stats {
+	uint64_t target;		/* what the host asked the balloon to hold */
+	uint64_t actual;		/* what the guest says the balloon holds */
+	uint64_t inflated;		/* dropped on inflate, in total */
+	uint64_t reported;		/* given back by free page reporting, in total */
+	uint64_t bad_input;		/* pfns, ranges and buffers refused */
+	uint64_t stats_age_ns;		/* since the guest's last statistics; 0: none yet */
+	/* The guest's statistics (virtio 1.2, 5.5.6.3) */
+	uint64_t swap_in, swap_out;	/* bytes */
+	uint64_t major_faults, minor_faults;
+	uint64_t free_memory, total_memory, available_memory, disk_caches;	/* bytes */
 };
 
 struct cove_vm;
@@ -118,6 +152,27 @@ int cove_vm_pause(struct cove_vm *vm);
  * cove_vm_start, -ESRCH once the VM is ending. Any thread. */
 int cove_vm_resume(struct cove_vm *vm);
 
+/* Ask the guest to power off (ACPI power button) and, if it has not ended
+ * timeout_ms later, end it as cove_vm_stop does (COVE_EXIT_STOPPED; a
+ * guest that powers off in time ends with COVE_EXIT_POWEROFF). Returns at
+ * once. Asking again keeps the earliest deadline. 0; -EINVAL before
+ * cove_vm_start; -ENOTSUP without ACPI (no_acpi or acpi=off: the guest
+ * cannot be asked; use cove_vm_stop); -ESRCH once the VM is ending. Any
+ * thread. */
+int cove_vm_shutdown(struct cove_vm *vm, unsigned timeout_ms);
+
+/* Ask the guest to give target_bytes of its memory to the balloon
+ * (rounded down to 4 KiB pages; 0 deflates it all); the guest gets there
+ * at its pace (cove_vm_balloon_stats says how far). 0; -ENODEV without a
+ * balloon (cove_config.balloon); -EINVAL when target_bytes exceeds the
+ * guest's memory. Any thread. */
+int cove_vm_balloon_set(struct cove_vm *vm, uint64_t target_bytes);
+
+/* The balloon's state and the guest's last memory statistics, in *out;
+ * asks the guest for fresh statistics, which a later call sees. 0 or
+ * -ENODEV without a balloon. Any thread (runs on the event loop). */
+int cove_vm_balloon_stats(struct cove_vm *vm, struct cove_balloon_stats *out);
+
 /* Serve the control API (JSON lines: status, pause, resume, stop,
  * metrics; see README.md, "Control API") on a unix socket created at path,
  * mode 0600, on the VM's event loop. A stale socket there is replaced; a
@@ -140,6 +195,12 @@ void cove_vm_destroy(struct cove_vm *vm);
  * suffix K, M, G, T (optionally followed by "iB" or "B"), or "B" for bytes.
  * 0, -EINVAL for anything else, -ERANGE on overflow. Pure. */
 int cove_parse_size(const char *s, uint64_t *out);
+
+/* Parse a --vsock value "cid=N,uds=PATH" (keys in any order, both
+ * needed; PATH without commas): N from 3 to 4294967294, PATH non-empty and
+ * at most COVE_VSOCK_PATH_MAX bytes. 0, or -EINVAL / -ENAMETOOLONG with
+ * cove_last_error() saying what is wrong. Any thread. */
+int cove_parse_vsock(const char *s, struct cove_vsock *out);
 
 /* Why the last call on this thread failed, for a person. */
 const char *cove_last_error(void);

@@ -10,6 +10,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "vcpu.h"
+#include "virtio_dev.h"
 #include "virtio_mmio.h"
 
 uint64_t vm_now_ns(void)
@@ -172,20 +173,26 @@ void vm_park(struct vm *vm)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
-int vm_add_virtio(struct vm *vm, struct virtio_dev *dev)
+int vm_adopt_virtio(struct vm *vm, struct virtio_dev *dev)
 {
 	struct arch_mmio_dev *slot;
 	int err;
 
-	if (vm->nvdevs >= LAYOUT_VIRTIO_MAX)
-		return cove_fail(-ENOSPC, "too many devices (at most %d)", LAYOUT_VIRTIO_MAX);
+	if (vm->nvdevs >= LAYOUT_VIRTIO_MAX) {
+		err = cove_fail(-ENOSPC, "too many devices (at most %d)", LAYOUT_VIRTIO_MAX);
+		goto fail;
+	}
 	slot = &vm->vdev_slots[vm->nvdevs];
 	slot->base = LAYOUT_VIRTIO_BASE + vm->nvdevs * LAYOUT_VIRTIO_SIZE;
 	slot->size = LAYOUT_VIRTIO_SIZE;
 	slot->irq = LAYOUT_VIRTIO_IRQ_FIRST + vm->nvdevs;
 	err = virtio_mmio_attach(vm, dev, slot);
 	if (err < 0)
-		return err;
+		goto fail;
 	vm->vdevs[vm->nvdevs++] = dev;
 	return 0;
+
+fail:
+	dev->ops->destroy(dev);
+	return err;
 }

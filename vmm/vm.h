@@ -87,8 +87,9 @@ bool vm_paused(struct vm *vm);
 void vm_park(struct vm *vm);
 
 /* Claim the next virtio-mmio slot for dev (base, size, irq chosen by the
- * layout); the transport registers itself on the MMIO bus. 0, -ENOSPC or
- * -errno. Setup thread. */
-int vm_add_virtio(struct vm *vm, struct virtio_dev *dev);
+ * layout); the transport registers itself on the MMIO bus. The VM owns dev
+ * from this call on: on failure dev is destroyed. 0, -ENOSPC or -errno.
+ * Setup thread. */
+int vm_adopt_virtio(struct vm *vm, struct virtio_dev *dev);
 
 #endif

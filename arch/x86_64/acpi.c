@@ -1,6 +1,7 @@
 /* Hardware-reduced ACPI (ACPI 6.x): RSDP in the BIOS scan area, XSDT,
  * FADT, MADT and a DSDT in AML that describes the virtio-mmio devices,
- * the COM1 UART, pvpanic and the S5 sleep state. */
+ * the COM1 UART, pvpanic, the power button behind a Generic Event Device
+ * and the S5 sleep state. */
 #include "acpi.h"
 
 #include <errno.h>
@@ -206,6 +207,30 @@ static int dsdt(uint8_t *t, size_t cap, const struct arch_mmio_dev *devs, int nd
 	aml_buffer(&a);
 	aml_res_io(&a, LAYOUT_PVPANIC_PORT, LAYOUT_PVPANIC_PORT, 1, 1);
 	aml_res_end(&a);
+	aml_close(&a);
+	aml_close(&a);
+
+	/* The power button; the monitor presses it through the GED: its
+	 * interrupt runs _EVT, which notifies the button (0x80: pressed). */
+	aml_device(&a, "PWRB");
+	aml_name(&a, "_HID");
+	aml_eisaid(&a, "PNP0C0C");
+	aml_name(&a, "_UID");
+	aml_integer(&a, 0);
+	aml_close(&a);
+
+	aml_device(&a, "GED0");
+	aml_name(&a, "_HID");
+	aml_string(&a, "ACPI0013");
+	aml_name(&a, "_UID");
+	aml_integer(&a, 0);
+	aml_name(&a, "_CRS");
+	aml_buffer(&a);
+	aml_res_irq_edge_high(&a, LAYOUT_GED_IRQ);
+	aml_res_end(&a);
+	aml_close(&a);
+	aml_method(&a, "_EVT", 1);
+	aml_notify(&a, "\\_SB_.PWRB", 0x80);
 	aml_close(&a);
 	aml_close(&a);
 	aml_close(&a);				/* \_SB */

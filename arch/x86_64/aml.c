@@ -16,10 +16,12 @@
 #define SCOPE_OP	0x10
 #define BUFFER_OP	0x11
 #define PACKAGE_OP	0x12
+#define METHOD_OP	0x14
 #define DUAL_NAME	0x2e
 #define MULTI_NAME	0x2f
 #define EXT_OP		0x5b
 #define DEVICE_OP	0x82		/* after EXT_OP */
+#define NOTIFY_OP	0x86
 #define ROOT_CHAR	'\\'
 
 #define PKGLEN_MAX	0x0fffffff
@@ -226,6 +228,25 @@ void aml_device(struct aml *a, const char *path)
 	byte(a, DEVICE_OP);
 	open_pkg(a, 0);
 	aml_namestring(a, path);
+}
+
+void aml_method(struct aml *a, const char *name, uint8_t nargs)
+{
+	if (nargs > 7) {
+		fail(a, -EINVAL);
+		return;
+	}
+	byte(a, METHOD_OP);
+	open_pkg(a, 0);
+	aml_namestring(a, name);
+	byte(a, nargs);		/* MethodFlags: not serialized, SyncLevel 0 */
+}
+
+void aml_notify(struct aml *a, const char *path, uint64_t value)
+{
+	byte(a, NOTIFY_OP);
+	aml_namestring(a, path);
+	aml_integer(a, value);
 }
 
 void aml_package(struct aml *a, uint8_t nelems)

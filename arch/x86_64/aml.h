@@ -42,9 +42,14 @@ void aml_name(struct aml *a, const char *path);
  * the innermost one and encodes its PkgLength (and a buffer's size). */
 void aml_scope(struct aml *a, const char *path);
 void aml_device(struct aml *a, const char *path);
+/* Method(name, nargs) { … }: at most 7 arguments, not serialized. */
+void aml_method(struct aml *a, const char *name, uint8_t nargs);
 void aml_package(struct aml *a, uint8_t nelems);
 void aml_buffer(struct aml *a);
 void aml_close(struct aml *a);
+
+/* Notify(path, value), a statement inside a method. */
+void aml_notify(struct aml *a, const char *path, uint64_t value);
 
 /* Resource descriptors inside a buffer (ResourceTemplate). */
 void aml_res_memory32_fixed(struct aml *a, int writable, uint32_t base, uint32_t size);

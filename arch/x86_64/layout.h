@@ -16,6 +16,10 @@
 #define LAYOUT_VIRTIO_MAX	16
 #define LAYOUT_VIRTIO_IRQ_FIRST	5
 
+/* The ACPI Generic Event Device's interrupt (power button), above the
+ * virtio slots' IRQs. */
+#define LAYOUT_GED_IRQ		23
+
 /* Boot timer: the guest writes BOOT_TIMER_MAGIC to the first byte. */
 #define LAYOUT_BOOT_TIMER	0xd1000000ULL
 #define LAYOUT_BOOT_TIMER_SIZE	0x1000ULL

@@ -13,6 +13,7 @@
  *        cove.root=DEV        from an initramfs only: mount DEV on /newroot
  *                             and switch into it before running the script
  *        cove.rootfstype=FS   filesystem of cove.root (default ext4)
+ *        cove.nobutton=1      ignore the power button (see below)
  *        cove.exit=auto|poweroff|reboot  how to leave at the end:
  *                             auto (default) powers off when ACPI offers S5
  *                             and resets otherwise (the kernel would turn a
@@ -27,7 +28,11 @@
  *      comes first); then kills what is left, syncs, and powers off (or
  *      resets, see cove.exit).
  *
- * All the while it reaps every orphan that is re-parented to it.
+ * All the while it reaps every orphan that is re-parented to it, and, as
+ * systemd-logind would, a child watches /dev/input/event* for KEY_POWER
+ * (the monitor's ACPI power button): a press ends the script and powers
+ * off as in step 4 (status 0). busybox's poweroff, reboot and halt do the
+ * same through signals to PID 1.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +54,9 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <poll.h>
+#include <linux/input.h>
 
 /*
  * The boot-timer device of the cove monitor: one page of MMIO at this guest
@@ -78,6 +86,7 @@ struct params {
 	char root[256];
 	char rootfstype[32];
 	enum exit_way exit;
+	bool nobutton;
 };
 
 static struct params params = {
@@ -358,6 +367,8 @@ static void parse_cmdline(void)
 			params.exit = EXIT_POWEROFF;
 		else if (!strcmp(w, "cove.exit=auto"))
 			params.exit = EXIT_AUTO;
+		else if (!strcmp(w, "cove.nobutton=1"))
+			params.nobutton = true;
 		else if (!strncmp(w, "cove.", 5))
 			say("test-init: unknown parameter '%s' ignored\n", w);
 	}
@@ -516,12 +527,91 @@ static void catch_shutdown_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+#define MAX_INPUTS 16
+
+/* Open the /dev/input/event* not open yet (fds[0..*n) hold those that
+ * are, names[] their numbers). */
+static void open_inputs(struct pollfd *fds, int *names, int *n)
+{
+	DIR *d = opendir("/dev/input");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) && *n < MAX_INPUTS) {
+		char path[300];
+		bool have = false;
+		int num, fd;
+
+		if (sscanf(e->d_name, "event%d", &num) != 1)
+			continue;
+		for (int i = 0; i < *n; i++)
+			have |= names[i] == num;
+		if (have)
+			continue;
+		snprintf(path, sizeof(path), "/dev/input/%s", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		fds[*n] = (struct pollfd){ .fd = fd, .events = POLLIN };
+		names[(*n)++] = num;
+	}
+	closedir(d);
+}
+
+/* The power button watcher (a child of PID 1): wait for a KEY_POWER press
+ * on any input device (new devices are looked for every second), then
+ * ask PID 1 to power off as busybox's poweroff does. Never returns. */
+static void __attribute__((noreturn)) watch_power_button(void)
+{
+	struct pollfd fds[MAX_INPUTS];
+	int names[MAX_INPUTS], n = 0;
+
+	signal(SIGUSR1, SIG_DFL);
+	signal(SIGUSR2, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	for (;;) {
+		open_inputs(fds, names, &n);
+		if (poll(fds, n, 1000) <= 0)
+			continue;
+		for (int i = 0; i < n; i++) {
+			struct input_event ev[16];
+			ssize_t got;
+
+			if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+				/* gone: forget it (a new one is found by name) */
+				close(fds[i].fd);
+				fds[i] = fds[--n];
+				names[i] = names[n];
+				i--;
+				continue;
+			}
+			if (!(fds[i].revents & POLLIN))
+				continue;
+			got = read(fds[i].fd, ev, sizeof(ev));
+			for (ssize_t k = 0; k < got / (ssize_t)sizeof(ev[0]); k++)
+				if (ev[k].type == EV_KEY && ev[k].code == KEY_POWER && ev[k].value == 1) {
+					say("test-init: power button pressed: powering off\n");
+					kill(1, SIGUSR2);
+					_exit(0);
+				}
+		}
+	}
+}
+
 static int run_and_reap(char *const argv[])
 {
 	pid_t child, pid;
 	int st;
 
 	catch_shutdown_signals();
+	if (!params.nobutton) {
+		pid = fork();
+		if (pid == 0)
+			watch_power_button();
+		if (pid < 0)
+			say("test-init: fork (power button watcher): %s\n", strerror(errno));
+	}
 	child = fork();
 	if (child < 0)
 		fail("fork", errno);

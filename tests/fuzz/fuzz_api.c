@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "json.h"
+#include "libcove.h"
 
 struct fake {
 	bool paused;
@@ -69,22 +70,51 @@ static int f_metrics(void *arg, char **json, size_t *len)
 	return 0;
 }
 
+static int f_balloon(void *arg, uint64_t target)
+{
+	struct fake *f = arg;
+
+	(void)target;
+	return f->calls % 3 == 1 ? -ENODEV : f->calls % 3 == 2 ? -EINVAL : 0;
+}
+
+static int f_balloon_stats(void *arg, struct cove_balloon_stats *st)
+{
+	struct fake *f = arg;
+
+	if (f->calls % 4 == 3)
+		return -ENODEV;
+	memset(st, f->calls % 2 ? 0xff : 0x12, sizeof(*st));	/* unknown or huge */
+	return 0;
+}
+
+static int f_shutdown(void *arg, unsigned timeout_ms)
+{
+	struct fake *f = arg;
+
+	(void)timeout_ms;
+	return f->calls % 5 == 2 ? -ENOTSUP : 0;
+}
+
 static const struct api_ops ops = {
 	.status = f_status,
 	.pause = f_pause,
 	.resume = f_resume,
 	.stop = f_stop,
 	.metrics = f_metrics,
+	.balloon = f_balloon,
+	.balloon_stats = f_balloon_stats,
+	.shutdown = f_shutdown,
 };
 
 static void check_reply(const char *r, int n)
 {
-	struct json_member m[8];
+	struct json_member m[16];
 	int members;
 
 	if (n < 2 || r[n - 1] != '\n' || memchr(r, '\n', n - 1) || strlen(r) != (size_t)n)
 		abort();
-	members = json_parse_object(r, n - 1, m, 8, NULL);
+	members = json_parse_object(r, n - 1, m, 16, NULL);
 	if (members < 1 || strcmp(m[0].key, "ok"))
 		abort();
 }

@@ -330,6 +330,11 @@ struct fake {
 	int pause_calls, resumes, stops;
 	int pause_err, resume_err, metrics_err;
 	uint64_t boot_timer_ns;
+	bool no_balloon, no_acpi;
+	uint64_t balloon_target;	/* last set, bytes */
+	int balloon_sets;
+	unsigned shutdown_ms;		/* last asked */
+	int shutdowns;
 };
 
 static void f_status(void *arg, struct api_status *st)
@@ -387,12 +392,64 @@ static int f_metrics(void *arg, char **json, size_t *len)
 	return 0;
 }
 
+static int f_balloon(void *arg, uint64_t target)
+{
+	struct fake *f = arg;
+
+	if (f->no_balloon)
+		return -ENODEV;
+	if (target > (512ull << 20))
+		return -EINVAL;
+	f->balloon_sets++;
+	f->balloon_target = target;
+	return 0;
+}
+
+static int f_balloon_stats(void *arg, struct cove_balloon_stats *st)
+{
+	struct fake *f = arg;
+
+	if (f->no_balloon)
+		return -ENODEV;
+	*st = (struct cove_balloon_stats){
+		.target = f->balloon_target,
+		.actual = 4096,
+		.inflated = 8192,
+		.reported = 1ull << 40,
+		.bad_input = 3,
+		.stats_age_ns = 2500000,
+		.swap_in = 0,
+		.swap_out = COVE_BALLOON_UNKNOWN,
+		.major_faults = 7,
+		.minor_faults = 1000,
+		.free_memory = 100ull << 20,
+		.total_memory = 500ull << 20,
+		.available_memory = COVE_BALLOON_UNKNOWN,
+		.disk_caches = 12345,
+	};
+	return 0;
+}
+
+static int f_shutdown(void *arg, unsigned timeout_ms)
+{
+	struct fake *f = arg;
+
+	if (f->no_acpi)
+		return -ENOTSUP;
+	f->shutdowns++;
+	f->shutdown_ms = timeout_ms;
+	return 0;
+}
+
 static const struct api_ops fake_ops = {
 	.status = f_status,
 	.pause = f_pause,
 	.resume = f_resume,
 	.stop = f_stop,
 	.metrics = f_metrics,
+	.balloon = f_balloon,
+	.balloon_stats = f_balloon_stats,
+	.shutdown = f_shutdown,
 };
 
 /* Every reply is one line holding one valid JSON object. */
@@ -484,7 +541,7 @@ static void test_request_errors(void **state)
 
 	(void)state;
 	expect(&f, "{\"op\":\"reboot\"}", "{\"ok\":false,\"error\":\"unknown op \\\"reboot\\\" "
-	       "(use status, pause, resume, stop or metrics)\"}");
+	       "(use status, pause, resume, stop, metrics, balloon, balloon_stats or shutdown)\"}");
 	expect(&f, "{\"op\":\"status\",\"force\":true,\"id\":3}", "{\"ok\":false,\"id\":3,\"error\":"
 	       "\"unknown member \\\"force\\\" (a request has \\\"op\\\" and optionally \\\"id\\\")\"}");
 	expect(&f, "{}", "{\"ok\":false,\"error\":\"missing \\\"op\\\"\"}");
@@ -511,12 +568,11 @@ static void test_request_errors(void **state)
 		     54, "too many members");
 	/* Names are echoed escaped; long ones are cut. */
 	expect(&f, "{\"op\":\"a\\\"\\n\\u0001\"}", "{\"ok\":false,\"error\":\"unknown op "
-	       "\\\"a\\\"\\n\\u0001\\\" (use status, pause, resume, stop or metrics)\"}");
+	       "\\\"a\\\"\\n\\u0001\\\" (use status, pause, resume, stop, metrics, balloon, balloon_stats or shutdown)\"}");
 	memset(line, 'x', sizeof(line));
 	memcpy(line, "{\"op\":\"", 7);
 	memcpy(line + 4000, "\"}", 3);
-	expect(&f, line, "{\"ok\":false,\"error\":\"unknown op (use status, pause, resume, "
-	       "stop or metrics)\"}");
+	expect(&f, line, "{\"ok\":false,\"error\":\"unknown op (use status, pause, resume, stop, metrics, balloon, balloon_stats or shutdown)\"}");
 	memcpy(line, "{\"op\":\"status\",\"", 16);
 	memcpy(line + 16 + 60, "\":1}", 5);
 	expect_error(&f, line, strlen(line), "unknown member \\\"xxxxxxxx");
@@ -528,6 +584,82 @@ static void test_request_errors(void **state)
 	expect(&f, "{\"op\":\"resume\"}", "{\"ok\":false,\"error\":\"resume: the VM has ended\"}");
 	f.metrics_err = -ENOMEM;
 	expect_error(&f, "{\"op\":\"metrics\"}", 16, "metrics: ");
+	assert_int_equal(f.stops, 0);
+}
+
+static void test_request_balloon_shutdown(void **state)
+{
+	struct fake f = { 0 };
+
+	(void)state;
+	expect(&f, "{\"op\":\"balloon\",\"target_mib\":128,\"id\":1}", "{\"ok\":true,\"id\":1}");
+	assert_int_equal(f.balloon_target, 128ull << 20);
+	expect(&f, "{\"target_mib\":0,\"op\":\"balloon\"}", "{\"ok\":true}");
+	assert_int_equal(f.balloon_target, 0);
+	expect(&f, "{\"op\":\"balloon\",\"target_mib\":512}", "{\"ok\":true}");
+	expect(&f, "{\"op\":\"balloon_stats\",\"id\":\"s\"}", "{\"ok\":true,\"id\":\"s\","
+	       "\"target_bytes\":536870912,\"actual_bytes\":4096,\"inflated_bytes\":8192,"
+	       "\"reported_bytes\":1099511627776,\"bad_input\":3,\"stats_age_ms\":2,\"guest\":"
+	       "{\"swap_in_bytes\":0,\"swap_out_bytes\":null,\"major_faults\":7,"
+	       "\"minor_faults\":1000,\"free_bytes\":104857600,\"total_bytes\":524288000,"
+	       "\"available_bytes\":null,\"disk_caches_bytes\":12345}}");
+	assert_int_equal(f.balloon_sets, 3);
+
+	/* bad values, each refused before the VM is touched */
+	static const char *const bad_targets[] = {
+		"-1", "1.5", "1e3", "1E3", "-0", "\"128\"", "null", "true", "[128]", "{}",
+		"18446744073709551616", "17592186044416",	/* 2^44 MiB: bytes overflow */
+		"99999999999999999999999",
+	};
+	for (size_t i = 0; i < sizeof(bad_targets) / sizeof(bad_targets[0]); i++) {
+		char line[128];
+		snprintf(line, sizeof(line), "{\"op\":\"balloon\",\"target_mib\":%s}", bad_targets[i]);
+		expect(&f, line, "{\"ok\":false,\"error\":\"\\\"target_mib\\\" must be a whole "
+		       "number of MiB\"}");
+	}
+	assert_int_equal(f.balloon_sets, 3);
+	expect(&f, "{\"op\":\"balloon\"}", "{\"ok\":false,\"error\":\"missing \\\"target_mib\\\"\"}");
+	expect(&f, "{\"op\":\"balloon\",\"target_mib\":513,\"id\":2}", "{\"ok\":false,\"id\":2,"
+	       "\"error\":\"balloon: \\\"target_mib\\\" exceeds the guest's memory\"}");
+	expect(&f, "{\"op\":\"balloon\",\"target_mib\":1,\"timeout_ms\":1}", "{\"ok\":false,"
+	       "\"error\":\"unknown member \\\"timeout_ms\\\" (balloon takes \\\"target_mib\\\" "
+	       "and optionally \\\"id\\\")\"}");
+	expect(&f, "{\"op\":\"balloon_stats\",\"target_mib\":1}", "{\"ok\":false,"
+	       "\"error\":\"unknown member \\\"target_mib\\\" (a request has \\\"op\\\" and "
+	       "optionally \\\"id\\\")\"}");
+	expect(&f, "{\"op\":\"status\",\"target_mib\":1}", "{\"ok\":false,"
+	       "\"error\":\"unknown member \\\"target_mib\\\" (a request has \\\"op\\\" and "
+	       "optionally \\\"id\\\")\"}");
+	f.no_balloon = true;
+	expect(&f, "{\"op\":\"balloon\",\"target_mib\":1}", "{\"ok\":false,\"error\":\"balloon: "
+	       "no balloon device (start cove-vmm with --balloon)\"}");
+	expect(&f, "{\"op\":\"balloon_stats\"}", "{\"ok\":false,\"error\":\"balloon_stats: "
+	       "no balloon device (start cove-vmm with --balloon)\"}");
+
+	/* shutdown: the default timeout, or the one given */
+	expect(&f, "{\"op\":\"shutdown\"}", "{\"ok\":true}");
+	assert_int_equal(f.shutdown_ms, API_SHUTDOWN_TIMEOUT_MS);
+	expect(&f, "{\"op\":\"shutdown\",\"timeout_ms\":250,\"id\":5}", "{\"ok\":true,\"id\":5}");
+	assert_int_equal(f.shutdown_ms, 250);
+	expect(&f, "{\"op\":\"shutdown\",\"timeout_ms\":0}", "{\"ok\":true}");
+	assert_int_equal(f.shutdown_ms, 0);
+	expect(&f, "{\"op\":\"shutdown\",\"timeout_ms\":86400000}", "{\"ok\":true}");
+	assert_int_equal(f.shutdowns, 4);
+	static const char *const bad_timeouts[] = {
+		"86400001", "-5", "0.5", "1e4", "\"100\"", "null", "4294967296",
+	};
+	for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
+		char line[128];
+		snprintf(line, sizeof(line), "{\"op\":\"shutdown\",\"timeout_ms\":%s}", bad_timeouts[i]);
+		expect(&f, line, "{\"ok\":false,\"error\":\"\\\"timeout_ms\\\" must be a whole "
+		       "number of milliseconds up to 86400000\"}");
+	}
+	expect(&f, "{\"op\":\"shutdown\",\"force\":true}", "{\"ok\":false,\"error\":\"unknown "
+	       "member \\\"force\\\" (shutdown takes optionally \\\"timeout_ms\\\" and \\\"id\\\")\"}");
+	assert_int_equal(f.shutdowns, 4);
+	f.no_acpi = true;
+	expect(&f, "{\"op\":\"shutdown\"}", "{\"ok\":false,\"error\":\"shutdown: no ACPI: "
+	       "cannot ask the guest; use stop\"}");
 	assert_int_equal(f.stops, 0);
 }
 
@@ -675,8 +807,7 @@ static void test_socket_session(void **state)
 	client_expect(&c, "{\"ok\":true,\"id\":1}");
 	client_expect(&c, STATUS_PAUSED);
 	client_expect(&c, "{\"ok\":true,\"id\":\"two\"}");
-	client_expect(&c, "{\"ok\":false,\"error\":\"unknown op \\\"nope\\\" (use status, pause, "
-		      "resume, stop or metrics)\"}");
+	client_expect(&c, "{\"ok\":false,\"error\":\"unknown op \\\"nope\\\" (use status, pause, resume, stop, metrics, balloon, balloon_stats or shutdown)\"}");
 	client_expect(&c, "{\"ok\":false,\"error\":\"not a JSON request object: expected '{' "
 		      "at byte 0\"}");
 	client_expect(&c, "{\"ok\":true,\"metrics\":{\"exit_reason\":\"running\",\"cpus\":2,"
@@ -900,6 +1031,7 @@ int main(void)
 		cmocka_unit_test(test_json_quote),
 		cmocka_unit_test(test_request_ops),
 		cmocka_unit_test(test_request_errors),
+		cmocka_unit_test(test_request_balloon_shutdown),
 		cmocka_unit_test(test_socket_session),
 		cmocka_unit_test(test_socket_eof_and_long_lines),
 		cmocka_unit_test(test_socket_connection_limit),

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -91,6 +92,46 @@ static void test_parse_size(void **state)
 	assert_int_equal(cove_parse_size(NULL, &v), -EINVAL);
 }
 
+static void test_parse_vsock(void **state)
+{
+	struct cove_vsock v;
+	char longp[COVE_VSOCK_PATH_MAX + 2 + 4];
+
+	(void)state;
+	assert_int_equal(cove_parse_vsock("cid=3,uds=/tmp/v.sock", &v), 0);
+	assert_int_equal(v.cid, 3);
+	assert_string_equal(v.uds, "/tmp/v.sock");
+	assert_int_equal(cove_parse_vsock("uds=rel,cid=4294967294", &v), 0);
+	assert_int_equal(v.cid, 4294967294u);
+	assert_string_equal(v.uds, "rel");
+
+	static const char *const bad[] = {
+		"", "cid=3", "uds=/x", "cid=2,uds=/x", "cid=0,uds=/x", "cid=4294967295,uds=/x",
+		"cid=4294967296,uds=/x", "cid=-3,uds=/x", "cid=+3,uds=/x", "cid= 3,uds=/x",
+		"cid=3x,uds=/x", "cid=,uds=/x", "cid=3,uds=", "cid=3,uds=/x,ro", "cid=3,,uds=/x",
+		"cid=99999999999999999999999,uds=/x", "cid=3,path=/x", "cid=3;uds=/x",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v.cid = 77;
+		assert_int_equal(cove_parse_vsock(bad[i], &v), -EINVAL);
+		assert_int_equal(v.cid, 77);	/* untouched */
+		assert_true(strlen(cove_last_error()) > 0);
+	}
+	/* the path must leave room for _PORT in a unix socket address */
+	memcpy(longp, "uds=", 4);
+	memset(longp + 4, 'a', COVE_VSOCK_PATH_MAX);
+	longp[4 + COVE_VSOCK_PATH_MAX] = '\0';
+	char spec[sizeof(longp) + 8];
+	snprintf(spec, sizeof(spec), "cid=3,%s", longp);
+	assert_int_equal(cove_parse_vsock(spec, &v), 0);
+	assert_int_equal(strlen(v.uds), COVE_VSOCK_PATH_MAX);
+	assert_true(strlen(v.uds) + sizeof("_4294967295") <= 108);
+	longp[4 + COVE_VSOCK_PATH_MAX] = 'a';
+	longp[5 + COVE_VSOCK_PATH_MAX] = '\0';
+	snprintf(spec, sizeof(spec), "cid=3,%s", longp);
+	assert_int_equal(cove_parse_vsock(spec, &v), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -98,6 +139,7 @@ int main(void)
 		cmocka_unit_test(test_cmdline_too_long),
 		cmocka_unit_test(test_cmdline_has_word),
 		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_vsock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

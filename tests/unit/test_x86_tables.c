@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "acpi.h"
@@ -218,6 +220,33 @@ static int walk_dsdt(const uint8_t *t, size_t len)
 		l = pkglen(p + 2, &h);
 		dev_end = p + 2 + l;
 		assert_true(dev_end <= sb_end);
+		if (!memcmp(p + 2 + h, "PWRB", 4)) {
+			/* Device(PWRB) { Name(_HID, EisaId("PNP0C0C")) Name(_UID, 0) } */
+			static const uint8_t pwrb[] = { 0x5b, 0x82, 0x15, 'P', 'W', 'R', 'B',
+				0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x0c,
+				0x08, '_', 'U', 'I', 'D', 0x00 };
+			assert_int_equal(dev_end - p, sizeof(pwrb));
+			assert_memory_equal(p, pwrb, sizeof(pwrb));
+			p = dev_end;
+			ndev++;
+			continue;
+		}
+		if (!memcmp(p + 2 + h, "GED0", 4)) {
+			/* Name(_CRS, ResourceTemplate() { Interrupt(…) { GED_IRQ } })
+			 * then Method(_EVT, 1) { Notify(\_SB.PWRB, 0x80) } */
+			static const uint8_t evt[] = { 0x14, 0x13, '_', 'E', 'V', 'T', 0x01,
+				0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'P', 'W', 'R', 'B',
+				0x0a, 0x80 };
+			uint8_t irq[9] = { 0x89, 6, 0, 0x03, 1, LAYOUT_GED_IRQ, 0, 0, 0 };
+			assert_true(dev_end - p > (long)(sizeof(evt) + sizeof(irq) + 2));
+			assert_memory_equal(dev_end - sizeof(evt), evt, sizeof(evt));
+			assert_memory_equal(dev_end - sizeof(evt) - 2, "\x79\x00", 2);
+			assert_memory_equal(dev_end - sizeof(evt) - 2 - sizeof(irq), irq, sizeof(irq));
+			assert_memory_equal(p + 2 + h + 4, "\x08_HID\x0d" "ACPI0013", 14);
+			p = dev_end;
+			ndev++;
+			continue;
+		}
 		p += 2 + h + 4;				/* name */
 		assert_int_equal(p[0], 0x08);		/* Name(_HID */
 		assert_memory_equal(p + 1, "_HID", 4);
@@ -320,7 +349,7 @@ static void check_acpi(int ncpus, const struct arch_mmio_dev *devs, int ndevs)
 	assert_int_equal(count(dsdt, rd32(dsdt + 4), "LNRO0005", 8), ndevs);
 	assert_int_equal(count(dsdt, rd32(dsdt + 4), "QEMU0001", 8), 1);
 	assert_int_equal(count(dsdt, rd32(dsdt + 4), pnp0501, sizeof(pnp0501)), 1);
-	assert_int_equal(walk_dsdt(dsdt, rd32(dsdt + 4)), ndevs + 2);
+	assert_int_equal(walk_dsdt(dsdt, rd32(dsdt + 4)), ndevs + 4);
 	for (int i = 0; i < ndevs; i++) {
 		/* Memory32Fixed(ReadWrite, base, size) and Interrupt(){irq} */
 		uint8_t mem[12] = { 0x86, 9, 0, 1 }, irq[9] = { 0x89, 6, 0, 0x03, 1 };
@@ -391,6 +420,59 @@ static void test_tables_via_load(void **state)
 	check_acpi(4, devs, 3);
 	fake_mem_free(&big);
 	free(img);
+}
+
+/* ACPICA's disassembler reads the DSDT without a complaint, and finds
+ * the power button and the GED in it. */
+static void test_dsdt_iasl(void **state)
+{
+	struct arch_mmio_dev devs[3];
+	char dir[] = "/tmp/cove-dsdt-XXXXXX", path[64], cmd[256], *dsl;
+	uint64_t rsdp;
+	const uint8_t *fadt, *dsdt;
+	FILE *f;
+	long n;
+
+	(void)state;
+	if (access("/usr/bin/iasl", X_OK) != 0)
+		fail_msg("/usr/bin/iasl missing: install acpica-tools (tests/deps.sh)");
+	make_devs(devs, 3);
+	assert_int_equal(acpi_write(&fm.gm, 2, devs, 3, &rsdp), 0);
+	fadt = gp(rd64(gp(rd64(gp(rsdp) + 24)) + 36));
+	assert_memory_equal(fadt, "FACP", 4);
+	dsdt = gp(rd32(fadt + 40));
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(dsdt, 1, rd32(dsdt + 4), f), rd32(dsdt + 4));
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cd %s && /usr/bin/iasl -d dsdt.dat >iasl.log 2>&1", dir);
+	if (system(cmd) != 0) {
+		snprintf(cmd, sizeof(cmd), "cat %s/iasl.log >&2", dir);
+		assert_int_equal(system(cmd), 0);
+		fail_msg("iasl -d failed");
+	}
+	snprintf(path, sizeof(path), "%s/dsdt.dsl", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	dsl = calloc(1, 65536);
+	n = (long)fread(dsl, 1, 65535, f);
+	fclose(f);
+	assert_true(n > 0);
+	assert_non_null(strstr(dsl, "Device (PWRB)"));
+	assert_non_null(strstr(dsl, "EisaId (\"PNP0C0C\")"));
+	assert_non_null(strstr(dsl, "\"ACPI0013\""));
+	assert_non_null(strstr(dsl, "Method (_EVT, 1, NotSerialized)"));
+	assert_non_null(strstr(dsl, "Notify (\\_SB.PWRB, 0x80)"));
+	assert_null(strstr(dsl, "Error"));
+	free(dsl);
+	if (getenv("COVE_KEEP_DSDT")) {
+		fprintf(stderr, "kept %s\n", dir);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 /* ---- AML ---- */
@@ -479,6 +561,19 @@ static void test_aml_encodings(void **state)
 	assert_int_equal(aml_finish(&a), sizeof(rt));
 	assert_memory_equal(buf, rt, sizeof(rt));
 
+	/* Method(_EVT, 1) { Notify(\_SB.PWRB, 0x80) } */
+	aml_init(&a, buf, sizeof(buf));
+	aml_method(&a, "_EVT", 1);
+	aml_notify(&a, "\\_SB_.PWRB", 0x80);
+	aml_close(&a);
+	static const uint8_t evt[] = { 0x14, 0x13, '_', 'E', 'V', 'T', 0x01, 0x86, '\\', 0x2e,
+				       '_', 'S', 'B', '_', 'P', 'W', 'R', 'B', 0x0a, 0x80 };
+	assert_int_equal(aml_finish(&a), sizeof(evt));
+	assert_memory_equal(buf, evt, sizeof(evt));
+	aml_init(&a, buf, sizeof(buf));
+	aml_method(&a, "_EVT", 8);
+	assert_int_equal(aml_finish(&a), -EINVAL);
+
 	/* Errors are sticky. */
 	aml_init(&a, buf, sizeof(buf));
 	aml_namestring(&a, "lower");
@@ -511,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_mptable),
 		cmocka_unit_test(test_acpi),
 		cmocka_unit_test(test_tables_via_load),
+		cmocka_unit_test(test_dsdt_iasl),
 		cmocka_unit_test(test_aml_pkglen),
 		cmocka_unit_test(test_aml_encodings),
 	};

@@ -3,8 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
-size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len,
-		bool to_iov)
+size_t iov_copy(const struct iovec *iov, unsigned n, size_t skip, void *buf,
+		size_t len, bool to_iov)
 {
 	size_t done = 0;
 

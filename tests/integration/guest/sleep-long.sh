@@ -1,0 +1,3 @@
+# Wait far longer than any test does: only a shutdown (or stop) ends it.
+echo "SLEEPING"
+sleep 3600
