@@ -6,7 +6,7 @@
 #                     (integration runs in the nested-KVM harness when the
 #                     machine has no /dev/kvm)
 #   make fuzz         each fuzz target for FUZZ_SECONDS, corpus kept
-#   make bench        boot benchmark beside QEMU microvm
+#   make bench        boot and file system benchmarks beside QEMU microvm
 #   make SAN=1        ASan/UBSan build
 
 ARCH	?= x86_64
@@ -119,6 +119,7 @@ test: deps
 
 bench: all
 	bench/boot.sh
+	bench/fs.sh
 
 shell: deps all
 	tests/shell.sh
