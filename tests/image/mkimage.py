@@ -11,6 +11,7 @@ mkimage.py DIR TAG KIND
   unique         one small layer whose content is random (a fresh blob)
   multi          an image index with linux/arm64 and linux/amd64 images whose
                  /arch says which
+  tar FILE       one gzip layer: the uncompressed tar FILE as it is
 """
 import gzip
 import hashlib
@@ -108,6 +109,9 @@ def main():
         target = sys.argv[4]
         layers = [(layer([d("etc"), sym("etc/link", target), f("etc/link/pwned", b"pwned\n")]),
                    "gzip")]
+    elif kind == "tar":
+        with open(sys.argv[4], "rb") as fp:
+            layers = [(fp.read(), "gzip")]
     elif kind == "unique":
         layers = [(layer([f("random", os.urandom(4096))]), "gzip")]
     elif kind != "multi":
