@@ -5,15 +5,17 @@ writes of one file) on
 
   cove-virtiofs        cove-vmm --fs (cache=auto, the default)
   cove-virtiofs-always cove-vmm --fs ...,cache=always (writeback cache)
+  qemu-9p              QEMU -M microvm, -fsdev local + virtio-9p-device
+                       (QEMU's -virtfs), mounted 9p2000.L, msize 512 KiB,
+                       cache=loose (page cache on, like cove's auto)
   qemu-blk-ext4        QEMU -M microvm, ext4 on virtio-blk-device
   cove-blk-ext4        cove-vmm, ext4 on its virtio-blk
 
-in rounds, peers alternating, on the same /dev/kvm. The guest kernel has
-no 9P (CONFIG_NET_9P / CONFIG_9P_FS unset), so QEMU's virtio-9p cannot be
-the peer; its virtio-blk with ext4 in the guest is the QEMU reference, and
-cove's own virtio-blk with the same ext4 separates the monitor from the
-protocol. Each ext4 image is made anew (mkfs.ext4, no lazy init) per run;
-each share is an empty directory.
+in rounds, peers alternating, on the same /dev/kvm. The shared-directory
+peers serve an empty host directory; the block peers get an ext4 image
+made anew (mkfs.ext4, no lazy init) per run: a local file system in the
+guest, a reference for what a share costs, and cove's virtio-blk beside
+QEMU's separates the monitor from the protocol.
 
 One JSON record per run: per phase ms, and ops_per_s (create, stat,
 unlink, rand_*) or mib_per_s (seq_*); then a summary with medians and the
@@ -72,18 +74,23 @@ def main():
         return [a.vmm, "--kernel", a.kernel, "--initrd", a.initrd, "--memory", a.memory,
                 "--cmdline", base + " fsbench_fs=" + fs] + extra
 
-    qemu = [a.qemu, "-M", "microvm,x-option-roms=off,rtc=off,isa-serial=on",
-            "-accel", "kvm", "-cpu", "host", "-m", a.memory, "-smp", "1",
-            "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
-            "-no-reboot", "-kernel", a.kernel, "-initrd", a.initrd,
-            "-append", base + " fsbench_fs=blk",
-            "-drive", "id=d0,file=%s,format=raw,if=none" % img,
-            "-device", "virtio-blk-device,drive=d0"]
+    def qemu(extra, fs):
+        return [a.qemu, "-M", "microvm,x-option-roms=off,rtc=off,isa-serial=on",
+                "-accel", "kvm", "-cpu", "host", "-m", a.memory, "-smp", "1",
+                "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
+                "-no-reboot", "-kernel", a.kernel, "-initrd", a.initrd,
+                "-append", base + " fsbench_fs=" + fs] + extra
+
     peers = [
         ("cove-virtiofs", "share", cove(["--fs", "share=" + share], "virtiofs")),
         ("cove-virtiofs-always", "share",
          cove(["--fs", "share=%s,cache=always" % share], "virtiofs")),
-        ("qemu-blk-ext4", "disk", qemu),
+        ("qemu-9p", "share",
+         qemu(["-fsdev", "local,id=fs0,path=%s,security_model=none" % share,
+               "-device", "virtio-9p-device,fsdev=fs0,mount_tag=share"], "9p")),
+        ("qemu-blk-ext4", "disk",
+         qemu(["-drive", "id=d0,file=%s,format=raw,if=none" % img,
+               "-device", "virtio-blk-device,drive=d0"], "blk")),
         ("cove-blk-ext4", "disk", cove(["--disk", img], "blk")),
     ]
 

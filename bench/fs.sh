@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# File system benchmark (bench/fs.py): cove's virtio-fs beside QEMU microvm
-# (ext4 on virtio-blk; the guest kernel has no 9P) and cove's virtio-blk,
-# where /dev/kvm is (directly, or inside the nested-KVM harness).
+# File system benchmark (bench/fs.py): cove's virtio-fs beside QEMU microvm's
+# virtio-9p (-virtfs), with ext4 on QEMU's and cove's virtio-blk for
+# reference, where /dev/kvm is (directly, or inside the nested-KVM harness).
 # BENCH_RUNS=N rounds (default 3); extra args go to fs.py (--files,
 # --size-mib, --rand-ops, ...).
 set -euo pipefail
