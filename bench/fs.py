@@ -20,8 +20,12 @@ QEMU's separates the monitor from the protocol.
 One JSON record per run: per phase ms, and ops_per_s (create, stat,
 unlink, rand_*) or mib_per_s (seq_*); then a summary with medians and the
 ratio of each peer's median time to cove-virtiofs's. Not a test: nothing
-here asserts a time."""
-import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile, threading
+here asserts a time.
+
+cove's share holds a descriptor per inode the guest keeps, so --files
+needs RLIMIT_NOFILE above it: the hard limit is raised (to fs.nr_open)
+where we may, as root in the nested harness, whose init leaves 4096."""
+import argparse, json, os, re, resource, shutil, statistics, subprocess, sys, tempfile, threading
 
 PHASES = ("create", "stat", "unlink", "seq_write", "seq_read", "rand_read", "rand_write")
 LINE = re.compile(rb"^FSBENCH phase=(\w+) ms=([0-9.]+) ops=(\d+) bytes=(\d+)", re.M)
@@ -64,6 +68,12 @@ def main():
     ap.add_argument("--timeout", type=int, default=900, help="seconds per run")
     ap.add_argument("--workdir", default=None, help="where shares and images go")
     a = ap.parse_args()
+
+    try:
+        nr_open = int(open("/proc/sys/fs/nr_open").read())
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nr_open, nr_open))
+    except (OSError, ValueError):
+        pass
 
     work = tempfile.mkdtemp(prefix="cove-fsbench-", dir=a.workdir)
     share, img = os.path.join(work, "share"), os.path.join(work, "disk.img")
@@ -114,7 +124,8 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
 
     summary = {"runs": a.runs, "kernel": os.path.basename(a.kernel), "memory_mib": a.memory,
-               "files": a.files, "size_mib": a.size_mib, "rand_ops": a.rand_ops}
+               "files": a.files, "size_mib": a.size_mib, "rand_ops": a.rand_ops,
+               "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[1]}
     for name, recs in results.items():
         ok = [r for r in recs if "error" not in r]
         s = {"ok_runs": len(ok)}

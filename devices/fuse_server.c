@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "iov.h"
+#include "log.h"
 
 #define PROTO_MINOR	31		/* what we speak: 7.31 */
 #define MIN_MINOR	23		/* oldest client: full fuse_init_out */
@@ -76,6 +77,7 @@ struct fuse_server {
 	struct inode **hash;
 	uint32_t nhash;
 	uint64_t nfds, maxfds;
+	unsigned log_budget;		/* for log_ratelimited */
 	uint8_t in[IN_MAX];
 	uint8_t out[OUT_MAX];
 	uint8_t dents[READDIR_MAX];
@@ -278,9 +280,17 @@ fail:
 	return err;
 }
 
-static bool fd_room(const struct fuse_server *s)
+/* Room for one more descriptor; when there is none the guest gets ENFILE,
+ * and the user a (rate-limited) line saying which limit to raise. */
+static bool fd_room(struct fuse_server *s)
 {
-	return s->nfds < s->maxfds;
+	if (s->nfds < s->maxfds)
+		return true;
+	log_ratelimited(&s->log_budget, "virtio-fs",
+			"%llu inodes and files held open, the most this process's descriptor "
+			"limit allows: the guest gets ENFILE (raise the hard limit, ulimit -Hn)",
+			(unsigned long long)s->nfds);
+	return false;
 }
 
 static int stat_fd(int fd, struct stat *st)

@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -804,6 +806,57 @@ static void test_create_errors(void **state)
 			 -ENOTDIR);
 }
 
+/* Inodes are held as descriptors: past the process's limit a LOOKUP gets
+ * ENFILE (and the monitor says which limit to raise), and a FORGET makes
+ * room again. In a child, whose descriptor limit is lowered for good. */
+static void test_descriptor_limit(void **state)
+{
+	struct rlimit rl = { 64, 64 };
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct fx *f = calloc(1, sizeof(*f));
+		uint8_t buf[64];
+		struct fuse_in_header h = { .opcode = FUSE_FORGET };
+		struct fuse_forget_in fi = { .nlookup = 1 };
+		char name[16];
+		uint64_t first = 0;
+		int err = 0, got = 0, code = 0;
+
+		if (!f || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(10);
+		make(f, false, FUSE_CACHE_AUTO);
+		sh("cd %s && for i in $(seq 1 64); do : > f$i; done", f->root);
+		for (int i = 1; i <= 64 && !err; i++) {
+			snprintf(name, sizeof(name), "f%d", i);
+			uint64_t n = lookup(f, 1, name, &err);
+			if (!err && !first)
+				first = n;
+			got += !err;
+		}
+		/* 64 descriptors: half for the share, less the root and the
+		 * directory itself; then ENFILE, not a crash or a wrong entry. */
+		if (err != -ENFILE || got < 16 || got > 32)
+			code = 11;
+		h.nodeid = first;
+		h.len = sizeof(h) + sizeof(fi);
+		memcpy(buf, &h, sizeof(h));
+		memcpy(buf + sizeof(h), &fi, sizeof(fi));
+		raw(f, buf, h.len, 0);
+		if (!code && (lookup(f, 1, name, &err), err != 0))
+			code = 12;
+		teardown((void **)&f);
+		_exit(code);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -821,6 +874,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readonly, setup_ro, teardown),
 		T(test_cache_always),
 		cmocka_unit_test(test_create_errors),
+		cmocka_unit_test(test_descriptor_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
