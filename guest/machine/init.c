@@ -4,8 +4,16 @@
  *
  * It runs as PID 1 from the initramfs and, in order:
  *   1. mounts devtmpfs, proc and sysfs, makes the console fds 0-2;
- *   2. reads its parameters from the kernel command line (cove.*, values
- *      percent-encoded, see MACHINE.md);
+ *   2. reads its parameters from the kernel command line (values
+ *      percent-encoded: bytes outside A-Za-z0-9._/:,- as %XX):
+ *        cove.hostname=NAME            hostname
+ *        cove.user=NAME cove.uid=N cove.gid=N   the host user to provision
+ *        cove.home=PATH                its home (default /home/NAME)
+ *        cove.homemount=rw|ro|none     virtio-fs tag "home" at cove.home, or
+ *                                      a home local to the disk (default)
+ *        cove.mount=TAG:PATH[:ro]      more virtio-fs shares (repeatable)
+ *        cove.net=ADDR/PREFIX,GW,DNS   static IPv4 on eth0 (GW, DNS optional)
+ *        cove.machineid=32HEX          /etc/machine-id on first boot
  *   3. mounts the root disk /dev/vda (ext4) and switches into it, keeping
  *      /dev, /proc and /sys; refuses (on the console, then powers off) when
  *      the image has no /sbin/init;
