@@ -50,8 +50,16 @@ FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz-obj/%.o)
 FUZZ_COVE_OBJS := $(patsubst %,$(BUILD)/fuzz-obj/cli/machine/%.o,digest oci_ref oci_manifest layer_ext4 agent_proto)
 FUZZ_COVE_BINS := $(BUILD)/fuzz/fuzz_oci_manifest $(BUILD)/fuzz/fuzz_layer $(BUILD)/fuzz/fuzz_agent_proto
 
+# The initrd cove boots machines with: init shim + exec agent, static.
+GUEST_MACHINE_SRCS := $(sort $(wildcard guest/machine/*.[ch])) cli/machine/agent_proto.c \
+	cli/machine/agent_proto.h guest/machine/build.sh
+
+# Host-side test tools (tests/tools/*.c) on the agent client.
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
+
 .PHONY: all check-unit check-image test integration fuzz bench clean deps shell
-all: $(BUILD)/cove-vmm $(BUILD)/libcove.a $(BUILD)/cove
+all: $(BUILD)/cove-vmm $(BUILD)/libcove.a $(BUILD)/cove $(BUILD)/guest/machine-initrd.cpio
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -65,6 +73,13 @@ $(BUILD)/cove-vmm: $(BUILD)/obj/cli/cove_vmm.o $(BUILD)/libcove.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(COVE_OBJS) $(FUZZ_COVE_OBJS): INC += -Icli/machine
+
+$(BUILD)/guest/machine-initrd.cpio: $(GUEST_MACHINE_SRCS)
+	guest/machine/build.sh $(BUILD)/guest >/dev/null
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/obj/cli/machine/agent_client.o $(BUILD)/obj/cli/machine/agent_proto.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icli/machine $(LDFLAGS) -o $@ $^
 
 $(BUILD)/cove: $(COVE_OBJS) $(BUILD)/libcove.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(COVE_LDLIBS) $(LDLIBS)
@@ -81,6 +96,9 @@ $(BUILD)/tests/test_image_%: tests/unit/test_image_%.c $(UNIT_SUPPORT) $(COVE_LI
 $(BUILD)/tests/test_agent_%: tests/unit/test_agent_%.c $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icli/machine -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a -lcmocka $(COVE_LDLIBS) $(LDLIBS)
+
+# (includes the agent's own source, to run its sessions on the host)
+$(BUILD)/tests/test_agent_session: guest/machine/agent.c guest/machine/users.c guest/machine/users.h
 
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -109,7 +127,7 @@ deps:
 
 # Integration tests boot real guests: directly with /dev/kvm, else inside
 # the nested-KVM harness (one L1 boot for the whole suite).
-integration: all
+integration: all $(TOOL_BINS)
 	tests/integration/run.sh
 
 # cove image against a registry on loopback; no KVM needed.
@@ -132,4 +150,4 @@ shell: deps all
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/obj/cli/cove_vmm.d $(UNIT_BINS:=.d) $(COVE_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/cli/cove_vmm.d $(UNIT_BINS:=.d) $(COVE_OBJS:.o=.d) $(TOOL_BINS:=.d)
