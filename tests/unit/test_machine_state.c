@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -258,6 +259,21 @@ static pid_t fake_vmm(const char *api, int *hold)
 	}
 	close(p[0]);
 	*hold = p[1];
+	/* until it has exec'd: then its command line is the one we gave */
+	for (int i = 0; i < 500; i++) {
+		char path[64], *buf;
+		size_t len;
+		bool ready;
+
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		if (fsutil_read(path, 65536, &buf, &len) == 0) {
+			ready = !strcmp(buf, "/opt/cove/cove-vmm");
+			free(buf);
+			if (ready)
+				break;
+		}
+		usleep(10000);
+	}
 	return pid;
 }
 
@@ -288,7 +304,6 @@ static void test_vmm_pid(void **state)
 
 	/* a cove-vmm for another machine's socket is not ours */
 	pid = fake_vmm("/elsewhere/api.sock", &hold);
-	usleep(100000);
 	snprintf(pidtext, sizeof(pidtext), "%d\n", (int)pid);
 	assert_int_equal(fsutil_write_atomic(path, pidtext, strlen(pidtext), 0600), 0);
 	assert_int_equal(machine_vmm_pid(m, false), 0);
@@ -297,7 +312,6 @@ static void test_vmm_pid(void **state)
 
 	/* ours: running, until it dies */
 	pid = fake_vmm(api, &hold);
-	usleep(100000);
 	snprintf(pidtext, sizeof(pidtext), "%d\n", (int)pid);
 	assert_int_equal(fsutil_write_atomic(path, pidtext, strlen(pidtext), 0600), 0);
 	assert_int_equal(machine_vmm_pid(m, true), pid);
