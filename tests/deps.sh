@@ -12,6 +12,7 @@ pkgs=(
 	linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils	# guest kernel
 	libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev	# cove
 	docker-registry skopeo curl openssl	# cove image tests
+	debootstrap tar				# machine test images (tests/machine)
 	python3 procps
 	acpica-tools				# iasl -d checks the DSDT (unit test)
 )

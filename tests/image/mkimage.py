@@ -11,8 +11,7 @@ mkimage.py DIR TAG KIND
   unique         one small layer whose content is random (a fresh blob)
   multi          an image index with linux/arm64 and linux/amd64 images whose
                  /arch says which
-  rootfs TREE    one gzip layer with the directory TREE (a root filesystem,
-                 e.g. from guest/mkrootfs.sh), every file owned by root
+  tar FILE       one gzip layer: the uncompressed tar FILE as it is
 """
 import gzip
 import hashlib
@@ -100,21 +99,6 @@ def busybox_layers():
     return [(l1, "gzip"), (l2, "gzip"), (l3, "tar")]
 
 
-def tree_layer(root):
-    """A tar of the directory root, as root's files (names relative to it)."""
-    def as_root(ti):
-        ti.uid = ti.gid = 0
-        ti.uname = ti.gname = "root"
-        ti.mtime = MTIME
-        return ti
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for name in sorted(os.listdir(root)):
-            t.add(os.path.join(root, name), arcname=name, filter=as_root)
-    return buf.getvalue()
-
-
 def main():
     out, tag, kind = sys.argv[1:4]
     if kind == "busybox":
@@ -125,10 +109,11 @@ def main():
         target = sys.argv[4]
         layers = [(layer([d("etc"), sym("etc/link", target), f("etc/link/pwned", b"pwned\n")]),
                    "gzip")]
+    elif kind == "tar":
+        with open(sys.argv[4], "rb") as fp:
+            layers = [(fp.read(), "gzip")]
     elif kind == "unique":
         layers = [(layer([f("random", os.urandom(4096))]), "gzip")]
-    elif kind == "rootfs":
-        layers = [(tree_layer(sys.argv[4]), "gzip")]
     elif kind != "multi":
         sys.exit("unknown kind " + kind)
 

@@ -28,6 +28,9 @@ mkdir -p "$out/rootfs/tests"
 cp tests/integration/guest/*.sh "$out/rootfs/tests/"
 guest/mkext4.sh "$out/rootfs.img" 64 "$out/rootfs" >/dev/null
 
-export COVE_KERNEL_DIR=$kdir COVE_GUEST_DIR=$repo/$out
-export COVE_NESTED_ENV="COVE_KERNEL_DIR COVE_GUEST_DIR TEST_FILTER BOOT_TIMEOUT ${COVE_NESTED_ENV:-}"
+# OCI layouts of the machine test images (busybox init, Debian 12 systemd).
+COVE_MACHINE_IMAGES=$(tests/machine/mkimages.sh)
+
+export COVE_KERNEL_DIR=$kdir COVE_GUEST_DIR=$repo/$out COVE_MACHINE_IMAGES
+export COVE_NESTED_ENV="COVE_KERNEL_DIR COVE_GUEST_DIR COVE_MACHINE_IMAGES TEST_FILTER BOOT_TIMEOUT ${COVE_NESTED_ENV:-}"
 exec tests/nested/run --timeout "${COVE_TEST_TIMEOUT:-3000}" -- tests/integration/suite.sh
