@@ -157,7 +157,7 @@ int fsutil_rmtree(const char *path)
 	rm_err = 0;
 	if (!S_ISDIR(st.st_mode))
 		return rm_one(path, &st, FTW_F, NULL) ? rm_err : 0;
-	r = nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	r = nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	if (r == 1)
 		return rm_err;
 	return r < 0 ? cove_fail(-errno, "removing %s: %s", path, strerror(errno)) : 0;

@@ -476,15 +476,12 @@ static int find_image(struct store *s, const char *what, bool quiet, struct stor
 /* Take back an image that a failed create put in the store. */
 static void drop_image(const char *name)
 {
-	char msg[512];
 	struct store s;
 
-	snprintf(msg, sizeof(msg), "%s", cove_last_error());
 	if (!store_open(&s, STORE_EXCLUSIVE)) {
 		store_image_remove(&s, name);
 		store_close(&s);
 	}
-	cove_fail(-EINVAL, "%s", msg);
 }
 
 /* Take a name for a new machine and its lock, and make its directory: the
@@ -547,7 +544,7 @@ static const struct option opts_create[] = {
 
 static int cmd_create(int argc, char **argv)
 {
-	char root[PATH_MAX];
+	char root[PATH_MAX], msg[1024];
 	struct store_image im;
 	struct config cfg;
 	struct machine *m;
@@ -636,12 +633,15 @@ static int cmd_create(int argc, char **argv)
 	return err ? cli_fail() : 0;
 fail:
 	store_close(&s);
+	/* undo what this create made; the error to show is the first one */
+	snprintf(msg, sizeof(msg), "%s", cove_last_error());
 	if (added)
 		drop_image(im.name);
 	if (claimed)
 		fsutil_rmtree(m->run);
 	machine_unlock(lock);
 	free(m);
+	cove_fail(-EINVAL, "%s", msg);
 	return cli_fail();
 }
 
