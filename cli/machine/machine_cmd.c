@@ -23,6 +23,7 @@
 #include "image.h"
 #include "log.h"
 #include "machine.h"
+#include "machine_exec.h"
 #include "machine_vmm.h"
 #include "render.h"
 #include "store.h"
@@ -43,6 +44,8 @@ static const char usage_machine[] =
 "  start         Start a stopped machine\n"
 "  stop          Stop a machine (its own init shuts it down)\n"
 "  restart       Stop and start a machine\n"
+"  run           Run a command (or a login shell) in a machine\n"
+"  cp            Copy files between the host and a machine\n"
 "  ls            List machines\n"
 "  inspect       Show a machine's settings and state\n"
 "  set           Change a machine's settings\n"
@@ -117,6 +120,44 @@ static const char usage_restart[] =
 "Options:\n"
 "  -t, --time SECONDS   Seconds to wait for the shutdown (default 30)\n"
 "  -h, --help           Show this help\n";
+
+static const char usage_run[] =
+"Usage: cove machine run [OPTIONS] [--] [COMMAND [ARG...]]\n"
+"\n"
+"Run a command in a machine, or a login shell without one. A stopped\n"
+"machine is started first. The arguments arrive exactly as given; stdout,\n"
+"stderr and the exit status pass through.\n"
+"\n"
+"  The command starts in the host's current directory when that is under\n"
+"  the shared home or a --mount, else in the user's home. It runs as the\n"
+"  host user (the same name, uid and gid in the machine).\n"
+"\n"
+"Options:\n"
+"  -n, --name NAME              The machine (default: the default machine)\n"
+"  -d, --detach                 Start the command in the background in the\n"
+"                               machine, print its pid, and return\n"
+"      --root                   Run as root\n"
+"  -u, --user USER|UID[:GID]    Run as this user of the machine\n"
+"  -e, --env NAME=VALUE|NAME    Set a variable (NAME alone: the host's value)\n"
+"      --env-file FILE          Set the NAME=VALUE lines of FILE\n"
+"  -w, --workdir DIR            Start in DIR\n"
+"  -t, --tty                    Give the command a terminal (the default for a\n"
+"                               login shell when stdin and stdout are terminals)\n"
+"  -i, --interactive            Pass stdin to the command (the default for a\n"
+"                               login shell, or when stdin is not a terminal)\n"
+"  -h, --help                   Show this help\n";
+
+static const char usage_cp[] =
+"Usage: cove machine cp [OPTIONS] SRC DST\n"
+"\n"
+"Copy a file or directory between the host and a machine: one of SRC and\n"
+"DST is NAME:PATH (a path in machine NAME; relative paths are from the\n"
+"home directory), the other a host path (write ./a:b for a host path with\n"
+"a colon). Into DST when it is a directory, else as DST. A stopped machine\n"
+"is started first.\n"
+"\n"
+"Options:\n"
+"  -h, --help    Show this help\n";
 
 static const char usage_ls[] =
 "Usage: cove machine ls [OPTIONS]\n"
@@ -211,6 +252,8 @@ enum {
 	OPT_NO_BOOT,
 	OPT_FORMAT,
 	OPT_BOOT,
+	OPT_ROOT,
+	OPT_ENV_FILE,
 };
 
 struct opts {
@@ -220,6 +263,11 @@ struct opts {
 	unsigned n_mounts;
 	bool quiet, force, boot, follow, set_default, no_boot;
 	long time, lines;
+	/* run */
+	const char *user, *workdir;
+	bool detach, root, tty, interactive;
+	struct machine_env env;
+	int env_err;
 };
 
 static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -262,6 +310,10 @@ static int on_opt(int c, void *arg)
 		}
 		break;
 	case 't':
+		if (!strcmp(o->cmd, "run")) {
+			o->tty = true;
+			break;
+		}
 		if (!parse_long(optarg, 0, 86400, &o->time))
 			return usage_error(o->cmd, "--time \"%s\": not a number of seconds from 0 "
 					   "to 86400", optarg);
@@ -282,6 +334,19 @@ static int on_opt(int c, void *arg)
 	case OPT_SET_DEFAULT: o->set_default = true; break;
 	case OPT_NO_BOOT: o->no_boot = true; break;
 	case OPT_BOOT: o->boot = true; break;
+	case 'd': o->detach = true; break;
+	case 'i': o->interactive = true; break;
+	case 'u': o->user = optarg; break;
+	case 'w': o->workdir = optarg; break;
+	case OPT_ROOT: o->root = true; break;
+	case 'e':
+		if (machine_env_add(&o->env, optarg, "--env"))
+			return cli_fail();
+		break;
+	case OPT_ENV_FILE:
+		if (machine_env_file(&o->env, optarg))
+			return cli_fail();
+		break;
 	case OPT_MOUNT:
 		if (o->n_mounts == MACHINE_MOUNTS_MAX)
 			return usage_error(o->cmd, "at most %d --mount", MACHINE_MOUNTS_MAX);
@@ -766,6 +831,181 @@ static int cmd_restart(int argc, char **argv)
 	machine_unlock(lock);
 	free(m);
 	return rc;
+}
+
+/* m, running: started first when it is not. 0 or 1 after an error line. */
+static int ensure_running(struct machine *m)
+{
+	struct config cfg;
+	pid_t pid;
+	int lock = machine_lock(m, true), err;
+
+	if (lock < 0)
+		return cli_fail();
+	err = machine_vmm_pid(m, true) ? 0 : config_load(&cfg) ?: machine_vmm_start(m, &cfg, &pid);
+	machine_unlock(lock);
+	return err ? cli_fail() : 0;
+}
+
+static const struct option opts_run[] = {
+	{ "name", required_argument, NULL, 'n' },
+	{ "detach", no_argument, NULL, 'd' },
+	{ "root", no_argument, NULL, OPT_ROOT },
+	{ "user", required_argument, NULL, 'u' },
+	{ "env", required_argument, NULL, 'e' },
+	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "tty", no_argument, NULL, 't' },
+	{ "interactive", no_argument, NULL, 'i' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+/* The guest side of run -d: the command in a session of its own, its pid
+ * printed. */
+static const char detach_script[] =
+	"setsid \"$@\" </dev/null >/dev/null 2>&1 & echo $!";
+
+static int cmd_run(int argc, char **argv)
+{
+	struct machine *m = new_machine();
+	char cwd[PATH_MAX], real_home[PATH_MAX], guest_cwd[PATH_MAX];
+	struct agent_exec x = { 0 };
+	struct machine_user u;
+	char **cmd = NULL;
+	struct opts o;
+	int fd, err, status = 1, i = parse(&o, "run", argc, argv, usage_run, opts_run,
+					   "+n:du:e:w:tih");
+
+	if (i < 0 || !m) {
+		machine_env_free(&o.env);
+		free(m);
+		return i < 0 ? done(i) : cli_fail();
+	}
+	if (o.root && o.user) {
+		err = usage_error("run", "--root and --user exclude each other");
+		goto out;
+	}
+	if (o.detach && (i == argc || o.tty || o.interactive)) {
+		err = usage_error("run", "--detach needs a COMMAND, and no --tty or --interactive");
+		goto out;
+	}
+	err = 1;
+	if (machine_user(&u) || (o.user && machine_exec_user(o.user, &x)) ||
+	    machine_resolve(o.name, m)) {
+		cli_fail();
+		goto out;
+	}
+	if (o.root) {
+		x.user = "root";
+	} else if (!o.user) {
+		x.user = u.name;
+		x.uid = u.uid;
+		x.gid = u.gid;
+	}
+	if (o.workdir)
+		x.cwd = o.workdir;
+	else if (getcwd(cwd, sizeof(cwd)))
+		x.cwd = machine_exec_cwd(m, u.home, realpath(u.home, real_home) ? real_home : u.home,
+					 cwd, guest_cwd, sizeof(guest_cwd));
+	x.env = o.env.v;
+	if (i < argc) {
+		if (o.detach) {
+			cmd = calloc(argc - i + 4, sizeof(*cmd));
+			if (!cmd) {
+				cove_fail(-ENOMEM, "out of memory");
+				cli_fail();
+				goto out;
+			}
+			cmd[0] = "/bin/sh";
+			cmd[1] = "-c";
+			cmd[2] = (char *)detach_script;
+			cmd[3] = "cove-run";
+			memcpy(cmd + 4, argv + i, (argc - i) * sizeof(*cmd));
+			x.argv = cmd;
+		} else {
+			x.argv = argv + i;
+		}
+	}
+	x.tty = o.tty || (i == argc && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
+	x.stdin = !o.detach && (o.interactive || i == argc || !isatty(STDIN_FILENO));
+	if (ensure_running(m))
+		goto out;
+	fd = machine_exec_connect(m, MACHINE_AGENT_TIMEOUT_MS);
+	if (fd < 0) {
+		cli_fail();
+		goto out;
+	}
+	err = agent_exec(fd, &x, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, &status);
+	if (!err) {
+		err = status;
+	} else if (err == -ENOENT || err == -EACCES || err == -ENOEXEC) {
+		/* the agent said why on stderr; the shell's numbers */
+		err = err == -ENOENT ? 127 : 126;
+	} else if (err == -ECONNRESET || err == -EPROTO || err == -EINTR || err == -E2BIG ||
+		   err == -EINVAL) {
+		cove_fail(err, "machine %s: %s", m->name,
+			  err == -ECONNRESET ? "the agent went away (did the machine stop?)" :
+			  err == -EPROTO ? "the agent sent something malformed" :
+			  err == -EINTR ? "interrupted" : "the command is too large to send");
+		err = cli_fail();
+	} else {
+		err = 1;	/* a refusal: the agent's message is on stderr */
+	}
+out:
+	free(cmd);
+	machine_env_free(&o.env);
+	free(m);
+	return err;
+}
+
+/* "NAME:PATH" into the machine's name and the path; false for a host path
+ * (no ":", or a "/" before it). */
+static bool machine_path_arg(const char *arg, char name[MACHINE_NAME_MAX + 1], const char **path)
+{
+	const char *colon = strchr(arg, ':');
+
+	if (!colon || memchr(arg, '/', colon - arg) || colon == arg ||
+	    (size_t)(colon - arg) > MACHINE_NAME_MAX)
+		return false;
+	snprintf(name, MACHINE_NAME_MAX + 1, "%.*s", (int)(colon - arg), arg);
+	*path = colon + 1;
+	return true;
+}
+
+static int cmd_cp(int argc, char **argv)
+{
+	struct machine *m = new_machine();
+	char src_name[MACHINE_NAME_MAX + 1], dst_name[MACHINE_NAME_MAX + 1];
+	const char *src_path, *dst_path;
+	struct machine_user u;
+	bool from, to;
+	struct opts o;
+	int err, i = parse(&o, "cp", argc, argv, usage_cp, opts_help, "h");
+
+	if (i < 0 || !m) {
+		free(m);
+		return i < 0 ? done(i) : cli_fail();
+	}
+	if (argc - i != 2) {
+		free(m);
+		return usage_error("cp", "cp needs a SRC and a DST");
+	}
+	from = machine_path_arg(argv[i], src_name, &src_path);
+	to = machine_path_arg(argv[i + 1], dst_name, &dst_path);
+	if (from == to) {
+		free(m);
+		return usage_error("cp", "one of SRC and DST must be NAME:PATH, the other a host "
+				   "path");
+	}
+	if (machine_user(&u) || machine_load(from ? src_name : dst_name, m) || ensure_running(m)) {
+		free(m);
+		return cli_fail();
+	}
+	err = from ? machine_exec_copy_out(m, u.home, src_path, argv[i + 1]) :
+		     machine_exec_copy_in(m, u.home, argv[i], dst_path);
+	free(m);
+	return err ? cli_fail() : 0;
 }
 
 /* State without the lock (for ls and inspect): stale files are cleaned
@@ -1366,6 +1606,8 @@ int machine_cmd_main(int argc, char **argv)
 		{ "start", NULL, NULL, cmd_start },
 		{ "stop", NULL, NULL, cmd_stop },
 		{ "restart", NULL, NULL, cmd_restart },
+		{ "run", NULL, NULL, cmd_run },
+		{ "cp", NULL, NULL, cmd_cp },
 		{ "ls", "list", NULL, cmd_ls },
 		{ "inspect", NULL, NULL, cmd_inspect },
 		{ "set", NULL, NULL, cmd_set },

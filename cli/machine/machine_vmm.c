@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_client.h"
 #include "disk.h"
 #include "fsutil.h"
 #include "log.h"
@@ -26,6 +27,7 @@
 #define API_TIMEOUT_S	30
 #define API_REPLY_MAX	65536
 #define KILL_WAIT_S	5
+#define AGENT_STOP_CONNECT_MS	2000	/* a running machine's agent answers at once */
 
 /* The directory the running cove binary is in. */
 static int self_dir(char *buf, size_t size)
@@ -472,12 +474,22 @@ int machine_vmm_stop(const struct machine *m, pid_t pid, int timeout_s, bool for
 	bool gone = false, killed = false;
 
 	if (!force) {
-		/* the monitor itself stops the VM when the guest has not
-		 * powered off by the deadline */
-		snprintf(req, sizeof(req), "{\"op\":\"shutdown\",\"timeout_ms\":%lld}",
-			 (long long)timeout_s * 1000);
-		if (!machine_vmm_api(m, req, NULL))
-			gone = wait_gone(m, (int64_t)timeout_s * 1000 + KILL_WAIT_S * 1000);
+		char vsock[PATH_MAX];
+		int fd;
+
+		/* the guest's own init powers off, asked by the agent; or, when
+		 * no agent answers, by the power button, and then the monitor
+		 * itself stops the VM at the deadline */
+		machine_run_path(m, "vsock.sock", vsock, sizeof(vsock));
+		fd = agent_connect(vsock, AGENT_STOP_CONNECT_MS);
+		if (fd >= 0 && !agent_poweroff(fd)) {
+			gone = wait_gone(m, (int64_t)timeout_s * 1000);
+		} else {
+			snprintf(req, sizeof(req), "{\"op\":\"shutdown\",\"timeout_ms\":%lld}",
+				 (long long)timeout_s * 1000);
+			if (!machine_vmm_api(m, req, NULL))
+				gone = wait_gone(m, (int64_t)timeout_s * 1000 + KILL_WAIT_S * 1000);
+		}
 	}
 	if (!gone && !machine_vmm_api(m, "{\"op\":\"stop\"}", NULL))
 		gone = wait_gone(m, KILL_WAIT_S * 1000);

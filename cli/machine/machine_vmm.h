@@ -36,9 +36,10 @@ int machine_vmm_cmdline(const struct machine *m, char *buf, size_t size);
  * vmm.log when it ended at once). */
 int machine_vmm_start(const struct machine *m, const struct config *cfg, pid_t *pid);
 
-/* Stop m's monitor pid: gracefully unless force (the guest's power
- * button: its own init shuts down), then, after timeout_s seconds, by
- * the API's stop, then SIGKILL. Waits until it is gone and removes its
+/* Stop m's monitor pid: gracefully unless force (the guest's own init
+ * shuts down and powers off, asked by the agent, or by the power button
+ * when no agent answers), then, after timeout_s seconds, by the API's
+ * stop, then SIGKILL. Waits until it is gone and removes its
  * runtime files. *forced (may be NULL) says whether the graceful way did
  * not do. 0 or -errno with cove_fail's message. */
 int machine_vmm_stop(const struct machine *m, pid_t pid, int timeout_s, bool force,
