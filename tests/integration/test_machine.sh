@@ -144,7 +144,7 @@ test_machine_bad_input() {
 	local r
 	mc --help | grep -q "machine  *Manage machines" || fail "cove --help lacks machine"
 	mc m --help | grep -q "^  create  *Create a machine" || fail "cove m --help"
-	for c in create start stop restart ls inspect set set-default logs stats rm; do
+	for c in create start stop restart run cp ls inspect set set-default logs stats rm; do
 		mc m $c --help | grep -q "^Usage: cove machine $c" || fail "cove m $c --help"
 	done
 	mc_fail 'unknown command "machine bogus"' m bogus
@@ -152,6 +152,13 @@ test_machine_bad_input() {
 		mc_fail '^cove: no such machine: nope \(see .cove machine ls.\)$' m $c nope
 	done
 	mc_fail 'no default machine' m start
+	mc_fail '^cove: no such machine: nope' m run -n nope -- true
+	mc_fail '^cove: no such machine: nope' m cp nope:/etc/hostname "$MT/x"
+	mc_fail 'one of SRC and DST must be NAME:PATH' m cp "$MT/a" "$MT/b"
+	mc_fail '\-\-root and \-\-user exclude each other' m run --root -u alice -- true
+	mc_fail '^cove: --env "1A=2": use NAME=VALUE' m run -e 1A=2 -- true
+	mc_fail '^cove: --user "a b": not a user name' m run -u 'a b' -- true
+	mc_fail '\-\-detach needs a COMMAND' m run -d
 	mc_fail '^cove: --memory "12X": not a size' m create --memory 12X localhost/busybox
 	mc_fail '^cove: --disk-size "4M": at least 8M' m create --disk-size 4M localhost/busybox
 	mc_fail '^cove: --cpus "65": not a number of CPUs from 1 to 64' m create --cpus 65 localhost/busybox
