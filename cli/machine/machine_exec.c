@@ -393,6 +393,7 @@ static bool entry_ok(const char *raw, const char *base, const char **name)
 
 int machine_exec_untar(int fd, const char *dir, const char *base)
 {
+	char path[PATH_MAX * 2];
 	struct archive *in, *disk;
 	struct archive_entry *e;
 	int err = 0, r;
@@ -402,6 +403,7 @@ int machine_exec_untar(int fd, const char *dir, const char *base)
 	in = archive_read_new();
 	disk = archive_write_disk_new();
 	archive_read_support_format_tar(in);
+	archive_read_support_format_empty(in);	/* nothing sent: nothing made */
 	archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME |
 				       ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 				       ARCHIVE_EXTRACT_SECURE_NODOTDOT |
@@ -426,7 +428,10 @@ int machine_exec_untar(int fd, const char *dir, const char *base)
 		if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK &&
 		    !archive_entry_hardlink(e))
 			continue;
-		archive_entry_set_pathname(e, name);
+		/* name points into the entry: copy it before the entry changes */
+		snprintf(path, sizeof(path), "%s", name);
+		archive_entry_set_pathname(e, path);
+		name = archive_entry_pathname(e);
 		if (archive_entry_hardlink(e)) {
 			const char *target;
 
@@ -435,7 +440,8 @@ int machine_exec_untar(int fd, const char *dir, const char *base)
 						"not under %s: refused", archive_entry_hardlink(e), base);
 				break;
 			}
-			archive_entry_set_hardlink(e, target);
+			snprintf(path, sizeof(path), "%s", target);
+			archive_entry_set_hardlink(e, path);
 		}
 		if (archive_read_extract2(in, e, disk) != ARCHIVE_OK)
 			err = cove_fail(-EINVAL, "%s: %s", name, archive_error_string(in));
@@ -449,6 +455,16 @@ int machine_exec_untar(int fd, const char *dir, const char *base)
 	archive_read_free(in);
 	return err;
 }
+
+/* The guest side of copy_out: $1 the directory, $2 "./NAME" in it; a
+ * missing one exits COPY_OUT_MISSING without a word (the host says it). */
+#define COPY_OUT_MISSING	44
+#define STR(x)			#x
+#define XSTR(x)			STR(x)
+static const char copy_out_script[] =
+	"cd \"$1\" 2>/dev/null && { [ -e \"$2\" ] || [ -L \"$2\" ]; } || exit "
+	XSTR(COPY_OUT_MISSING) "\n"
+	"exec tar -cf - \"$2\"\n";
 
 int machine_exec_copy_out(const struct machine *m, const char *home, const char *src,
 			  const char *dst)
@@ -508,13 +524,15 @@ int machine_exec_copy_out(const struct machine *m, const char *home, const char 
 		goto out;
 	}
 	{
-		char *argv[] = { "tar", "-C", gdir, "-cf", "-", rel, NULL };
+		char *argv[] = { "sh", "-c", (char *)copy_out_script, "cove-cp", gdir, rel, NULL };
 
 		err = exec_root(m, home, argv, false, STDIN_FILENO, p[1], &status);
 	}
 	close(p[1]);
 	waitpid(child, &wstatus, 0);
-	if (!err && status)
+	if (!err && status == COPY_OUT_MISSING)
+		err = cove_fail(-ENOENT, "cp: %s:%s: No such file or directory", m->name, guest);
+	else if (!err && status)
 		err = cove_fail(-EIO, "cp: reading %s in machine %s failed (tar exited %d)", src,
 				m->name, status);
 	if (!err && (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus)))

@@ -238,6 +238,13 @@ static void test_untar(void **state)
 	snprintf(path, sizeof(path), "%s/d/dev", dir);
 	assert_int_equal(lstat(path, &st), -1);		/* devices are not made */
 
+	/* a single file, as tar -C DIR -cf - ./NAME sends it */
+	write_tar(tarpath, (struct ent[]){ { "./hostname", AE_IFREG, "busybox" } }, 1);
+	assert_int_equal(untar(tarpath, "hostname", dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/hostname", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 7);
+
 	/* entries outside the name asked for */
 	write_tar(tarpath, (struct ent[]){ { "d", AE_IFDIR, NULL }, { "other", AE_IFREG, "x" } }, 2);
 	assert_int_equal(untar(tarpath, "d", dir, sizeof(dir)), 1);
@@ -262,6 +269,10 @@ static void test_untar(void **state)
 	/* a hard link to something outside the name */
 	write_tar(tarpath, (struct ent[]){ { "d", AE_IFDIR, NULL }, { "d/h", 0, "../t.tar" } }, 2);
 	assert_int_equal(untar(tarpath, "d", dir, sizeof(dir)), 1);
+
+	/* nothing at all (the guest's tar did not run): nothing made */
+	fsutil_write_atomic(tarpath, "", 0, 0600);
+	assert_int_equal(untar(tarpath, "d", dir, sizeof(dir)), 0);
 
 	/* not a tar at all */
 	fsutil_write_atomic(tarpath, "garbage garbage", 15, 0600);
