@@ -26,7 +26,7 @@
 #define START_TIMEOUT_S	60	/* until the monitor's API answers */
 #define API_TIMEOUT_S	30
 #define API_REPLY_MAX	65536
-#define KILL_WAIT_S	5
+#define KILL_WAIT_S	30	/* a monitor giving back GiBs under emulation is slow */
 #define AGENT_STOP_CONNECT_MS	2000	/* a running machine's agent answers at once */
 
 /* The directory the running cove binary is in. */
