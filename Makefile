@@ -6,7 +6,7 @@
 #                     (integration runs in the nested-KVM harness when the
 #                     machine has no /dev/kvm)
 #   make fuzz         each fuzz target for FUZZ_SECONDS, corpus kept
-#   make bench        boot benchmark beside QEMU microvm
+#   make bench        boot and network benchmarks beside QEMU microvm
 #   make SAN=1        ASan/UBSan build
 
 ARCH	?= x86_64
@@ -20,7 +20,7 @@ WARN	:= -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 INC	:= -Ivmm -Iarch -Iarch/$(ARCH) -Ivirtio -Idevices
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -D_GNU_SOURCE -pthread $(WARN) $(INC) -MMD -MP -DCOVE_VERSION=\"$(VERSION)\"
-LDLIBS	:= -luring -lpthread
+LDLIBS	:= -luring -lslirp -lpthread
 
 ifeq ($(SAN),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -122,6 +122,7 @@ test: deps
 
 bench: all
 	bench/boot.sh
+	bench/net.sh
 
 shell: deps all
 	tests/shell.sh

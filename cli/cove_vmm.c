@@ -34,6 +34,16 @@ static const char usage[] =
 "  --memory SIZE        guest memory: MiB as a bare number, or 512M, 2G (default 256)\n"
 "  --disk PATH[,ro]     a virtio-blk disk backed by a file or block device;\n"
 "                       repeat for more (up to 8); ,ro makes it read-only\n"
+"  --net tap=IFNAME[,mac=MAC]\n"
+"                       a virtio-net NIC on an existing tap interface (create it:\n"
+"                       ip tuntap add dev IFNAME mode tap user $USER)\n"
+"  --net user[,mac=MAC][,fwd=tcp:HOSTPORT:GUESTPORT]...\n"
+"                       a virtio-net NIC on user-mode networking (no privileges):\n"
+"                       DHCP gives 10.0.2.15, gateway 10.0.2.2 reaches the host's\n"
+"                       loopback; fwd= forwards 127.0.0.1:HOSTPORT to the guest.\n"
+"                       Repeat --net for more NICs (up to 4). Default MACs are\n"
+"                       stable, derived from --name (or the tap name)\n"
+"  --name NAME          the VM's name (default MAC addresses derive from it)\n"
 "  --console MODE       stdio (default; Ctrl-A x quits), file:PATH, or none\n"
 "  --no-acpi            no ACPI tables: the guest finds its CPUs in the MP table\n"
 "                       and its devices on the command line (for kernels built\n"
@@ -145,6 +155,15 @@ static void parse_disk(struct cove_config *cfg, const char *arg)
 	cfg->ndisks++;
 }
 
+static void parse_net(struct cove_config *cfg, const char *arg)
+{
+	if (cfg->nnets == COVE_MAX_NETS)
+		die("--net: at most %d network devices", COVE_MAX_NETS);
+	if (cove_parse_net(arg, &cfg->nets[cfg->nnets]) < 0)
+		die("--net %s: %s", arg, cove_last_error());
+	cfg->nnets++;
+}
+
 static void parse_console(struct cove_config *cfg, const char *arg)
 {
 	if (!strcmp(arg, "stdio"))
@@ -176,8 +195,8 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
-       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API, OPT_VSOCK,
-       OPT_NO_RNG, OPT_BALLOON };
+       OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API, OPT_NET, OPT_NAME,
+       OPT_VSOCK, OPT_NO_RNG, OPT_BALLOON };
 
 int main(int argc, char **argv)
 {
@@ -188,6 +207,8 @@ int main(int argc, char **argv)
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "net", required_argument, NULL, OPT_NET },
+		{ "name", required_argument, NULL, OPT_NAME },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
@@ -236,6 +257,14 @@ int main(int argc, char **argv)
 		}
 		case OPT_DISK:
 			parse_disk(&cfg, optarg);
+			break;
+		case OPT_NET:
+			parse_net(&cfg, optarg);
+			break;
+		case OPT_NAME:
+			if (!*optarg)
+				die("--name needs a value");
+			cfg.name = optarg;
 			break;
 		case OPT_CONSOLE:
 			parse_console(&cfg, optarg);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(
 	gcc make pkg-config
-	liburing-dev libcmocka-dev
+	liburing-dev libcmocka-dev libslirp-dev
 	clang llvm lld libclang-rt-14-dev	# libFuzzer, sanitizers
 	busybox-static cpio e2fsprogs		# test guests
 	qemu-system-x86 linux-image-amd64 kmod	# nested-KVM harness, bench peer
@@ -14,6 +14,8 @@ pkgs=(
 	docker-registry skopeo curl openssl	# cove image tests
 	debootstrap tar				# machine test images (tests/machine)
 	python3 procps
+	iputils-ping				# net tests
+	iperf3					# net bench (host, and copied into its guest)
 	acpica-tools				# iasl -d checks the DSDT (unit test)
 )
 

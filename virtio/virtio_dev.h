@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "virtq.h"
 
@@ -55,6 +56,10 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *d);
 	/* Free the device; the loop has stopped. */
 	void (*destroy)(struct virtio_dev *d);
+	/* Optional: device-specific counters for the metrics, written as
+	 * JSON members each preceded by a comma. Any thread (counters are
+	 * read as they are). */
+	void (*metrics)(struct virtio_dev *d, FILE *f);
 };
 
 struct virtio_dev_stats {

@@ -233,18 +233,25 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e)
 	return walk_chain(vq, head, e);
 }
 
-void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+void virtq_push_n(struct virtq *vq, const uint16_t *heads, const uint32_t *lens, unsigned n)
 {
-	struct vring_used_elem *u;
-
 	if (!vq->started || vq->broken)
 		return;
-	u = &vq->used->ring[vq->used_idx & (vq->size - 1)];
-	__atomic_store_n(&u->id, htole32(head), __ATOMIC_RELAXED);
-	__atomic_store_n(&u->len, htole32(len), __ATOMIC_RELAXED);
-	vq->used_idx++;
-	/* The element is visible before the index that publishes it. */
+	for (unsigned i = 0; i < n; i++) {
+		struct vring_used_elem *u =
+			&vq->used->ring[(uint16_t)(vq->used_idx + i) & (vq->size - 1)];
+
+		__atomic_store_n(&u->id, htole32(heads[i]), __ATOMIC_RELAXED);
+		__atomic_store_n(&u->len, htole32(lens[i]), __ATOMIC_RELAXED);
+	}
+	vq->used_idx += n;
+	/* The elements are visible before the one index that publishes them. */
 	st16_release(&vq->used->idx, vq->used_idx);
+}
+
+void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
+{
+	virtq_push_n(vq, &head, &len, 1);
 }
 
 bool virtq_need_notify(struct virtq *vq)

@@ -126,6 +126,12 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *e);
  * queue. Loop thread. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 
+/* Give back n chains (heads[i] with lens[i] bytes written; n at most the
+ * queue size) with a single used->idx update, so the driver sees all of
+ * them used or none: virtio-net's mergeable receive buffers must be (virtio
+ * 1.2, 5.1.6.4). Nothing happens on a broken or stopped queue. Loop thread. */
+void virtq_push_n(struct virtq *vq, const uint16_t *heads, const uint32_t *lens, unsigned n);
+
 /* After pushes: does the driver want an interrupt? Honours EVENT_IDX
  * (used_event) or else VRING_AVAIL_F_NO_INTERRUPT, after a full barrier.
  * False when nothing was pushed since the previous call. Loop thread. */

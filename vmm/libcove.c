@@ -1,6 +1,7 @@
 /* libcove: the public API, assembling a VM from its parts. */
 #include "libcove.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,12 +25,15 @@
 #include "evloop.h"
 #include "i8042.h"
 #include "log.h"
+#include "net_slirp.h"
+#include "net_tap.h"
 #include "serial_8250.h"
 #include "vcpu.h"
 #include "virtio_balloon.h"
 #include "virtio_blk.h"
 #include "virtio_dev.h"
 #include "virtio_mmio.h"
+#include "virtio_net.h"
 #include "virtio_vsock.h"
 #include "virtio_rng.h"
 #include "vm.h"
@@ -193,6 +197,103 @@ int cove_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	int n = -1;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &n) != 6 ||
+	    n != 17 || s[n])
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (!isxdigit((unsigned char)s[3 * i]) || !isxdigit((unsigned char)s[3 * i + 1]))
+			return -EINVAL;
+		mac[i] = v[i];
+	}
+	if (mac[0] & 1)			/* multicast */
+		return -EINVAL;
+	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_port(const char *s, const char *stop, uint16_t *out)
+{
+	unsigned v = 0;
+
+	if (s == stop || stop - s > 5)
+		return -EINVAL;
+	for (const char *p = s; p < stop; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (*p - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* "tcp:HOSTPORT:GUESTPORT" */
+static int parse_fwd(const char *s, struct cove_net_fwd *f)
+{
+	const char *colon;
+
+	if (strncmp(s, "tcp:", 4))
+		return -EINVAL;
+	s += 4;
+	colon = strchr(s, ':');
+	if (!colon || parse_port(s, colon, &f->host_port) < 0 ||
+	    parse_port(colon + 1, colon + 1 + strlen(colon + 1), &f->guest_port) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+int cove_parse_net(const char *spec, struct cove_net *out)
+{
+	char buf[256], *item, *rest = buf;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!spec || strlen(spec) >= sizeof(buf))
+		return cove_fail(-EINVAL, "not a network spec (use tap=IFNAME or user)");
+	strcpy(buf, spec);
+	item = strsep(&rest, ",");
+	if (!strncmp(item, "tap=", 4)) {
+		out->backend = COVE_NET_TAP;
+		if (!item[4] || strlen(item + 4) >= sizeof(out->ifname))
+			return cove_fail(-EINVAL, "tap= needs an interface name of 1 to %zu bytes",
+					 sizeof(out->ifname) - 1);
+		strcpy(out->ifname, item + 4);
+	} else if (!strcmp(item, "user")) {
+		out->backend = COVE_NET_USER;
+	} else {
+		return cove_fail(-EINVAL, "unknown backend '%s' (use tap=IFNAME or user)", item);
+	}
+	while (!err && (item = strsep(&rest, ","))) {
+		if (!strncmp(item, "mac=", 4)) {
+			if (parse_mac(item + 4, out->mac) < 0)
+				err = cove_fail(-EINVAL, "bad MAC '%s' (six hex bytes like 02:00:00:00:00:01, unicast, not all zero)",
+						item + 4);
+			out->has_mac = true;
+		} else if (!strncmp(item, "fwd=", 4)) {
+			if (out->backend != COVE_NET_USER)
+				err = cove_fail(-EINVAL, "fwd= is only for the user backend");
+			else if (out->nfwds == COVE_MAX_FWDS)
+				err = cove_fail(-EINVAL, "at most %d forwards", COVE_MAX_FWDS);
+			else if (parse_fwd(item + 4, &out->fwds[out->nfwds]) < 0)
+				err = cove_fail(-EINVAL, "bad forward '%s' (use fwd=tcp:HOSTPORT:GUESTPORT, ports 1-65535)",
+						item + 4);
+			else
+				out->nfwds++;
+		} else {
+			err = cove_fail(-EINVAL, "unknown option '%s' (use mac=MAC%s)", item,
+					out->backend == COVE_NET_USER ? " or fwd=tcp:HOSTPORT:GUESTPORT" : "");
+		}
+	}
+	return err;
+}
+
 static int map_file(const char *what, const char *path, struct mapped_file *f)
 {
 	struct stat st;
@@ -297,6 +398,8 @@ static int check_config(const struct cove_config *cfg)
 		return cove_fail(-EINVAL, "memory must be a multiple of 4 KiB");
 	if (cfg->ndisks < 0 || cfg->ndisks > COVE_MAX_DISKS)
 		return cove_fail(-EINVAL, "at most %d disks", COVE_MAX_DISKS);
+	if (cfg->nnets < 0 || cfg->nnets > COVE_MAX_NETS)
+		return cove_fail(-EINVAL, "at most %d network devices", COVE_MAX_NETS);
 	if (cfg->console == COVE_CONSOLE_FILE && !cfg->console_path)
 		return cove_fail(-EINVAL, "console file not given");
 	if (cfg->vsock.cid && (cfg->vsock.cid < 3 || cfg->vsock.cid == 0xffffffffu ||
@@ -359,6 +462,29 @@ static int load_guest(struct cove_vm *cv, const struct cove_config *cfg)
 		.acpi = acpi,
 	};
 	return arch_load(&vm->mem, &a, &vm->boot);
+}
+
+/* NIC i: its backend, then the device. */
+static int create_net(struct vm *vm, const struct cove_config *cfg, int i)
+{
+	const struct cove_net *n = &cfg->nets[i];
+	struct net_backend *be;
+	struct virtio_dev *d;
+	uint8_t mac[6];
+	int err;
+
+	if (n->has_mac)
+		memcpy(mac, n->mac, 6);
+	else
+		vnet_default_mac(cfg->name ? cfg->name :
+				 n->backend == COVE_NET_TAP ? n->ifname : "user", i, mac);
+	if (n->backend == COVE_NET_TAP)
+		err = nettap_open(n->ifname, &be);
+	else
+		err = netslirp_open(n->fwds, n->nfwds, &be);
+	if (err < 0)
+		return err;
+	return vnet_create(vm, be, mac, &d);
 }
 
 /* The guest did not power off in time after cove_vm_shutdown. Loop thread. */
@@ -486,6 +612,12 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 	}
 	if (cfg->balloon) {
 		err = vballoon_create(vm, &cv->balloon);
+		if (err < 0)
+			goto fail;
+	}
+
+	for (int i = 0; i < cfg->nnets; i++) {
+		err = create_net(vm, cfg, i);
 		if (err < 0)
 			goto fail;
 	}
@@ -669,8 +801,11 @@ static int metrics_json(struct cove_vm *cv, char **out, size_t *out_len)
 	for (int i = 0; i < vm->nvdevs; i++) {
 		const struct virtio_dev *d = vm->vdevs[i];
 		fprintf(f, "%s\"%s\":{\"requests\":%" PRIu64 ",\"errors\":%" PRIu64
-			",\"guest_errors\":%" PRIu64 "}", i ? "," : "", d->name,
+			",\"guest_errors\":%" PRIu64, i ? "," : "", d->name,
 			d->stats.requests, d->stats.errors, d->stats.guest_errors);
+		if (d->ops->metrics)
+			d->ops->metrics(vm->vdevs[i], f);
+		fputc('}', f);
 	}
 	fprintf(f, "}}\n");
 	if (fclose(f) != 0) {

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #define COVE_MAX_DISKS 8
+#define COVE_MAX_NETS 4
+#define COVE_MAX_FWDS 8
 
 enum cove_console {
 	COVE_CONSOLE_STDIO,	/* output to stdout, input from stdin */
@@ -28,6 +30,26 @@ enum cove_console {
 struct cove_disk {
 	const char *path;
 	bool readonly;
+};
+
+enum cove_net_backend {
+	COVE_NET_TAP,		/* an existing tap interface */
+	COVE_NET_USER,		/* user-mode networking (libslirp), no privileges */
+};
+
+/* A TCP port forward of the user backend: 127.0.0.1:host_port on the
+ * host reaches guest_port in the guest. */
+struct cove_net_fwd {
+	uint16_t host_port, guest_port;
+};
+
+struct cove_net {
+	enum cove_net_backend backend;
+	char ifname[16];		/* COVE_NET_TAP */
+	bool has_mac;			/* else a stable default from the VM's name */
+	uint8_t mac[6];
+	struct cove_net_fwd fwds[COVE_MAX_FWDS];	/* COVE_NET_USER */
+	int nfwds;
 };
 
 /* Longest --vsock uds path: PATH_PORT (up to 11 more bytes) must fit a
@@ -55,6 +77,11 @@ struct cove_config {
 	 * command line says acpi=off, the guest gets the MP table and
 	 * virtio_mmio.device= entries on its command line instead. */
 	bool no_acpi;
+	/* The VM's identity: default MACs derive from it (when NULL, from
+	 * the tap name or the backend). */
+	const char *name;
+	struct cove_net nets[COVE_MAX_NETS];	/* virtio-net devices */
+	int nnets;
 	struct cove_vsock vsock;	/* .cid 0: no vsock device */
 	/* No virtio-rng device (by default the guest gets one, fed from
 	 * getrandom(2)). */
@@ -177,6 +204,13 @@ void cove_vm_destroy(struct cove_vm *vm);
  * suffix K, M, G, T (optionally followed by "iB" or "B"), or "B" for bytes.
  * 0, -EINVAL for anything else, -ERANGE on overflow. Pure. */
 int cove_parse_size(const char *s, uint64_t *out);
+
+/* Parse a --net spec into *out: "tap=IFNAME[,mac=MAC]" or
+ * "user[,mac=MAC][,fwd=tcp:HOSTPORT:GUESTPORT]..." (MAC as six hex bytes
+ * with colons, unicast and not all zero; ports 1-65535). 0, or -EINVAL
+ * with a one-line reason in cove_last_error(). Pure but for that message;
+ * any thread. */
+int cove_parse_net(const char *spec, struct cove_net *out);
 
 /* Parse a --vsock value "cid=N,uds=PATH" (keys in any order, both
  * needed; PATH without commas): N from 3 to 4294967294, PATH non-empty and

@@ -620,6 +620,39 @@ static void test_avail_event_published(void **state)
 	assert_int_equal(gvq_avail_event(&f->g), 2);
 }
 
+/* Several chains given back together appear with one used->idx step, in
+ * order, also across the end of the ring. */
+static void test_push_n(void **state)
+{
+	struct fixture *f = *state;
+	struct gvq_buf wr = { f->buf, 64 };
+	uint16_t heads[5];
+	uint32_t lens[5], id, len;
+
+	for (unsigned round = 0; round < 7; round++) {
+		uint16_t before = f->g.used->idx;
+
+		for (unsigned i = 0; i < 5; i++) {
+			heads[i] = gvq_add(&f->g, NULL, 0, &wr, 1);
+			assert_int_equal(virtq_pop(&f->vq, &f->e), 1);
+			lens[i] = round * 10 + i;
+		}
+		virtq_push_n(&f->vq, heads, lens, 0);
+		assert_int_equal(f->g.used->idx, before);
+		virtq_push_n(&f->vq, heads, lens, 5);
+		assert_int_equal(f->g.used->idx, (uint16_t)(before + 5));
+		for (unsigned i = 0; i < 5; i++) {
+			assert_true(gvq_get_used(&f->g, &id, &len));
+			assert_int_equal(id, heads[i]);
+			assert_int_equal(len, round * 10 + i);
+		}
+		assert_false(gvq_get_used(&f->g, &id, &len));
+	}
+	virtq_reset(&f->vq);
+	virtq_push_n(&f->vq, heads, lens, 5);
+	assert_int_equal(f->g.used->idx, 35);
+}
+
 static void test_push_after_reset_ignored(void **state)
 {
 	struct fixture *f = *state;
@@ -676,6 +709,7 @@ int main(void)
 		TE(test_notify_event_idx),
 		TE(test_notify_event_idx_wrap),
 		TE(test_avail_event_published),
+		T(test_push_n),
 		T(test_push_after_reset_ignored),
 	};
 

@@ -12,6 +12,7 @@
 #include "arch.h"
 #include "cmdline.h"
 #include "libcove.h"
+#include "virtio_net.h"
 
 static void test_cmdline_devices(void **state)
 {
@@ -92,6 +93,72 @@ static void test_parse_size(void **state)
 	assert_int_equal(cove_parse_size(NULL, &v), -EINVAL);
 }
 
+static void test_parse_net(void **state)
+{
+	struct cove_net n;
+
+	(void)state;
+	assert_int_equal(cove_parse_net("tap=tap0", &n), 0);
+	assert_int_equal(n.backend, COVE_NET_TAP);
+	assert_string_equal(n.ifname, "tap0");
+	assert_false(n.has_mac);
+	assert_int_equal(cove_parse_net("tap=vm-tap.1,mac=02:aB:cd:00:00:ff", &n), 0);
+	assert_string_equal(n.ifname, "vm-tap.1");
+	assert_true(n.has_mac);
+	assert_memory_equal(n.mac, ((uint8_t[]){ 0x02, 0xab, 0xcd, 0, 0, 0xff }), 6);
+	assert_int_equal(cove_parse_net("user", &n), 0);
+	assert_int_equal(n.backend, COVE_NET_USER);
+	assert_int_equal(n.nfwds, 0);
+	assert_int_equal(cove_parse_net("user,fwd=tcp:2222:22,mac=52:54:00:12:34:56,fwd=tcp:8080:80", &n), 0);
+	assert_int_equal(n.nfwds, 2);
+	assert_int_equal(n.fwds[0].host_port, 2222);
+	assert_int_equal(n.fwds[0].guest_port, 22);
+	assert_int_equal(n.fwds[1].host_port, 8080);
+	assert_int_equal(n.fwds[1].guest_port, 80);
+	assert_int_equal(cove_parse_net("user,fwd=tcp:65535:1", &n), 0);
+}
+
+static void test_parse_net_bad(void **state)
+{
+	static const char *const bad[] = {
+		"", "tap", "tap=", "tap=0123456789abcdef", "tapx=a", "usr", "user=x", "user,",
+		"tap=t,mac=", "tap=t,mac=02:00:00:00:00", "tap=t,mac=02:00:00:00:00:01:02",
+		"tap=t,mac=01:00:00:00:00:01", "tap=t,mac=00:00:00:00:00:00",
+		"tap=t,mac=02:00:00:00:00:0g", "tap=t,mac=2:00:00:00:00:01",
+		"tap=t,mac=02-00-00-00-00-01", "tap=t,mac=02:00:00:00:00:01x",
+		"tap=t,fwd=tcp:1:2", "user,fwd=", "user,fwd=udp:1:2", "user,fwd=tcp:1",
+		"user,fwd=tcp:0:22", "user,fwd=tcp:22:0", "user,fwd=tcp:65536:22",
+		"user,fwd=tcp:22:65536", "user,fwd=tcp::22", "user,fwd=tcp:22:", "user,fwd=tcp:-1:22",
+		"user,fwd=tcp:22:22:22", "user,fwd=tcp: 22:22", "user,speed=10", "tap=t,x",
+		"user,fwd=tcp:1:1,fwd=tcp:2:2,fwd=tcp:3:3,fwd=tcp:4:4,fwd=tcp:5:5,"
+		"fwd=tcp:6:6,fwd=tcp:7:7,fwd=tcp:8:8,fwd=tcp:9:9",
+	};
+	struct cove_net n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (cove_parse_net(bad[i], &n) != -EINVAL)
+			fail_msg("accepted '%s'", bad[i]);
+		assert_true(cove_last_error()[0]);
+	}
+	assert_int_equal(cove_parse_net(NULL, &n), -EINVAL);
+}
+
+static void test_default_mac(void **state)
+{
+	uint8_t a[6], b[6], c[6];
+
+	(void)state;
+	vnet_default_mac("vm1", 0, a);
+	vnet_default_mac("vm1", 0, b);
+	assert_memory_equal(a, b, 6);
+	assert_int_equal(a[0], 0x02);		/* locally administered unicast */
+	vnet_default_mac("vm1", 1, c);
+	assert_memory_not_equal(a, c, 6);
+	vnet_default_mac("vm2", 0, c);
+	assert_memory_not_equal(a, c, 6);
+}
+
 static void test_parse_vsock(void **state)
 {
 	struct cove_vsock v;
@@ -139,6 +206,9 @@ int main(void)
 		cmocka_unit_test(test_cmdline_too_long),
 		cmocka_unit_test(test_cmdline_has_word),
 		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_parse_net),
+		cmocka_unit_test(test_parse_net_bad),
+		cmocka_unit_test(test_default_mac),
 		cmocka_unit_test(test_parse_vsock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
