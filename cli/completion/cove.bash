@@ -45,13 +45,13 @@ _cove_machine() {
 		run | set) _cove_reply "$(_cove_machines)" ;;
 		esac
 		return ;;
-	--cpus | --memory | --disk-size | -t | --time | -u | --user | -e | --env | -w | --workdir | --tail)
+	--cpus | --memory | --disk-size | -p | --publish | -t | --time | -u | --user | -e | --env | -w | --workdir | --tail)
 		return ;;
 	esac
 	if [[ $cur == -* ]]; then
 		case $sub in
-		create) _cove_reply --name --cpus --memory --disk-size --home-mount --mount --kernel \
-			--set-default --no-boot --quiet --help ;;
+		create) _cove_reply --name --cpus --memory --disk-size --home-mount --mount --publish \
+			--kernel --set-default --no-boot --quiet --help ;;
 		run) _cove_reply --name --detach --root --user --env --env-file --workdir --tty \
 			--interactive --help ;;
 		stop | restart) _cove_reply --time --help ;;

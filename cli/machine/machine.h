@@ -22,7 +22,7 @@
 
 #define MACHINE_NAME_MAX	63	/* a DNS label */
 #define MACHINE_MOUNTS_MAX	8
-#define MACHINE_PORTS_MAX	8
+#define MACHINE_PORTS_MAX	COVE_MAX_FWDS
 #define MACHINE_GUEST_PATH_MAX	1024
 
 struct machine_mount {

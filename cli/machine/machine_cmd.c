@@ -85,6 +85,9 @@ static const char usage_create[] =
 "                              (default), ro, or none (a home of its own)\n"
 "      --mount HOSTDIR:GUESTDIR[:ro]\n"
 "                              Share a host directory (repeatable, up to 8)\n"
+"  -p, --publish HOSTPORT:GUESTPORT\n"
+"                              Forward the host's 127.0.0.1:HOSTPORT to the\n"
+"                              machine's TCP GUESTPORT (repeatable, up to 8)\n"
 "      --kernel PATH           Boot this kernel (default: config.toml's,\n"
 "                              $COVE_KERNEL, or the one beside cove)\n"
 "      --set-default           Make it the default machine\n"
@@ -260,7 +263,8 @@ struct opts {
 	const char *cmd;
 	const char *name, *format, *cpus, *memory, *disk, *home, *kernel;
 	const char *mounts[MACHINE_MOUNTS_MAX + 1];
-	unsigned n_mounts;
+	const char *ports[MACHINE_PORTS_MAX + 1];
+	unsigned n_mounts, n_ports;
 	bool quiet, force, boot, follow, set_default, no_boot;
 	long time, lines;
 	/* run */
@@ -346,6 +350,11 @@ static int on_opt(int c, void *arg)
 	case OPT_ENV_FILE:
 		if (machine_env_file(&o->env, optarg))
 			return cli_fail();
+		break;
+	case 'p':
+		if (o->n_ports == MACHINE_PORTS_MAX)
+			return usage_error(o->cmd, "at most %d --publish", MACHINE_PORTS_MAX);
+		o->ports[o->n_ports++] = optarg;
 		break;
 	case OPT_MOUNT:
 		if (o->n_mounts == MACHINE_MOUNTS_MAX)
@@ -482,6 +491,26 @@ static int parse_mount(const char *spec, struct machine_mount *mm)
 	return guest_path(spec, mm->guest);
 }
 
+/* HOSTPORT:GUESTPORT, each 1 to 65535 */
+static int parse_port(const char *spec, struct machine_port *p)
+{
+	long h, g;
+	const char *colon = strchr(spec, ':');
+	char host[8];
+
+	if (!colon || colon - spec >= (long)sizeof(host))
+		goto bad;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
+	if (!parse_long(host, 1, 65535, &h) || !parse_long(colon + 1, 1, 65535, &g))
+		goto bad;
+	p->host = h;
+	p->guest = g;
+	return 0;
+bad:
+	return cove_fail(-EINVAL, "--publish %s: use HOSTPORT:GUESTPORT (TCP ports, 1 to 65535)",
+			 spec);
+}
+
 static int random_id(char out[33])
 {
 	unsigned char b[16];
@@ -599,6 +628,7 @@ static const struct option opts_create[] = {
 	{ "disk-size", required_argument, NULL, OPT_DISK },
 	{ "home-mount", required_argument, NULL, OPT_HOME },
 	{ "mount", required_argument, NULL, OPT_MOUNT },
+	{ "publish", required_argument, NULL, 'p' },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "set-default", no_argument, NULL, OPT_SET_DEFAULT },
 	{ "no-boot", no_argument, NULL, OPT_NO_BOOT },
@@ -616,7 +646,7 @@ static int cmd_create(int argc, char **argv)
 	struct opts o;
 	struct store s = { .lock_fd = -1 };
 	bool added = false, claimed = false;
-	int lock = -1, err, i = parse(&o, "create", argc, argv, usage_create, opts_create, "n:qh");
+	int lock = -1, err, i = parse(&o, "create", argc, argv, usage_create, opts_create, "n:p:qh");
 	pid_t pid;
 
 	if (i < 0)
@@ -653,6 +683,14 @@ static int cmd_create(int argc, char **argv)
 				err = cove_fail(-EINVAL, "--mount %s: %s is mounted twice", o.mounts[k],
 						m->mounts[k].guest);
 		m->n_mounts = k + 1;
+	}
+	for (unsigned k = 0; !err && k < o.n_ports; k++) {
+		err = parse_port(o.ports[k], &m->ports[k]);
+		for (unsigned j = 0; !err && j < k; j++)
+			if (m->ports[j].host == m->ports[k].host)
+				err = cove_fail(-EINVAL, "--publish %s: host port %u is forwarded twice",
+						o.ports[k], m->ports[k].host);
+		m->n_ports = k + 1;
 	}
 	if (err)
 		goto fail;
@@ -1028,7 +1066,7 @@ static json_t *summary(const struct machine *m, pid_t pid, bool is_default)
 	iso_time(m->created, created, sizeof(created));
 	return json_pack("{s:s,s:s,s:s,s:s?,s:i,s:s,s:I,s:s,s:I,s:s,s:b}",
 			 "name", m->name, "image", m->image, "created", created,
-			 "ip", NULL, "cpus", (int)m->cpus,
+			 "ip", pid ? MACHINE_NET_ADDR : NULL, "cpus", (int)m->cpus,
 			 "memory", size_mib(m->memory, mem, sizeof(mem)),
 			 "memoryMiB", (json_int_t)(m->memory >> 20),
 			 "diskSize", size_mib(m->disk_size, disk, sizeof(disk)),
@@ -1090,7 +1128,8 @@ static int cmd_ls(int argc, char **argv)
 			printf("%s\n", m->name);
 		} else if (fmt == RENDER_TABLE) {
 			printf("%-24s %-22s %-15s %-4u %-6s %-6s %-8s %s\n", m->name,
-			       human_ago(m->created, when, sizeof(when)), "-", m->cpus,
+			       human_ago(m->created, when, sizeof(when)),
+			       pid ? MACHINE_NET_ADDR : "-", m->cpus,
 			       json_string_value(json_object_get(row, "memory")),
 			       json_string_value(json_object_get(row, "diskSize")),
 			       pid ? "running" : "stopped", strcmp(def, m->name) ? "" : "*");
@@ -1174,6 +1213,7 @@ static int cmd_inspect(int argc, char **argv)
 	for (unsigned k = 0; k < m->n_ports; k++)
 		json_array_append_new(ports, json_pack("{s:i,s:i}", "host", m->ports[k].host,
 						       "guest", m->ports[k].guest));
+	json_object_set_new(j, "network", json_string("user"));
 	json_object_set_new(j, "ports", ports);
 	json_object_set_new(j, "kernel", m->kernel[0] ? json_string(m->kernel) : json_null());
 	if (!machine_vmm_kernel(m, &cfg, kernel, sizeof(kernel)))

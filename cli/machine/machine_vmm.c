@@ -148,6 +148,8 @@ int machine_vmm_cmdline(const struct machine *m, char *buf, size_t size)
 			 m->mounts[i].ro ? ":ro" : "");
 		err = put_param(buf, size, &len, "cove.mount", mount);
 	}
+	err = err ?: put_param(buf, size, &len, "cove.net", MACHINE_NET_ADDR "/" MACHINE_NET_PREFIX
+			       "," MACHINE_NET_GATEWAY "," MACHINE_NET_DNS);
 	err = err ?: put_param(buf, size, &len, "cove.machineid", m->machine_id);
 	if (err)
 		return cove_fail(-E2BIG, "machine %s: the kernel command line would be longer than "
@@ -221,6 +223,18 @@ static int build_argv(const struct machine *m, const struct config *cfg, struct 
 	err = err ?: arg(a, "%s/api.sock", m->run);
 	err = err ?: arg(a, "--console");
 	err = err ?: arg(a, "file:%s/console.log", m->dir);
+	/* user-mode networking, each -p a forward from the host's loopback */
+	err = err ?: arg(a, "--name");
+	err = err ?: arg(a, "%s", m->name);
+	if (!err) {
+		char net[32 + MACHINE_PORTS_MAX * 24] = "user";
+
+		for (unsigned i = 0; i < m->n_ports; i++)
+			snprintf(net + strlen(net), sizeof(net) - strlen(net), ",fwd=tcp:%u:%u",
+				 m->ports[i].host, m->ports[i].guest);
+		err = arg(a, "--net");
+		err = err ?: arg(a, "%s", net);
+	}
 	if (err)
 		argv_free(a);
 	return err;

@@ -15,6 +15,14 @@
 
 #define MACHINE_CMDLINE_MAX	2048	/* x86 Linux's COMMAND_LINE_SIZE, NUL included */
 
+/* The user-mode network every machine gets (cove-vmm --net user): the
+ * guest's address, gateway (also the host's loopback) and DNS, fixed by
+ * libslirp's setup in cove-vmm. */
+#define MACHINE_NET_ADDR	"10.0.2.15"
+#define MACHINE_NET_PREFIX	"24"
+#define MACHINE_NET_GATEWAY	"10.0.2.2"
+#define MACHINE_NET_DNS		"10.0.2.3"
+
 /* The kernel a machine boots: its own (--kernel, `set kernel=`), else the
  * config file's, else $COVE_KERNEL, else guest/bzImage beside the cove
  * binary. Checked to be a readable file. 0 or -errno with cove_fail's
@@ -24,7 +32,7 @@ int machine_vmm_kernel(const struct machine *m, const struct config *cfg, char *
 
 /* The kernel command line for m into buf (at most MACHINE_CMDLINE_MAX
  * bytes with its NUL): console, cove.hostname/user/uid/gid/home/
- * homemount/mount/machineid, values percent-encoded. 0, or -E2BIG with
+ * homemount/mount/net/machineid, values percent-encoded. 0, or -E2BIG with
  * cove_fail's message (too many or too long mount paths). */
 int machine_vmm_cmdline(const struct machine *m, char *buf, size_t size);
 

@@ -166,6 +166,8 @@ test_machine_bad_input() {
 	mc_fail 'invalid machine name "Bad_Name"' m create -n Bad_Name localhost/busybox
 	mc_fail '^cove: --mount /nonexistent:/x: /nonexistent: No such file' m create --mount /nonexistent:/x localhost/busybox
 	mc_fail 'the guest directory must be absolute' m create --mount /tmp:x localhost/busybox
+	mc_fail '^cove: --publish 80: use HOSTPORT:GUESTPORT' m create -p 80 localhost/busybox
+	mc_fail 'host port 8080 is forwarded twice' m create -p 8080:80 -p 8080:81 localhost/busybox
 	# a registry that is down
 	mc_fail '^cove: cannot reach registry 127.0.0.1:1: Connection refused' m create -q 127.0.0.1:1/none:1
 	mc_fail 'invalid reference' m create -q 'Nope:1'
@@ -192,13 +194,13 @@ test_machine_bad_input() {
 test_machine_busybox_lifecycle() {
 	machine_setup || return 1
 	local name pid img sz
-	name=$(mc m create --cpus 1 --memory 256M --disk-size 256M --home-mount none \
+	name=$(mc m create --cpus 1 --memory 256M --disk-size 256M --home-mount none -p 18080:80 \
 		localhost/busybox 2>"$MT/err") || { fail "create: $(cat "$MT/err")"; return 1; }
 	[ "$name" = busybox ] || fail "create printed \"$name\", not busybox"
 	grep -q 'unpacking (layer 1 of 1' "$MT/err" || fail "create showed no progress: $(cat "$MT/err")"
 	machine_console busybox 'busybox init: system up' || { machine_cleanup; return 1; }
 	machine_console busybox '^STANDIN cpus=1 memtotal_kb=' 1
-	mc m ls | grep -Eq '^busybox +.* 1 +256M +256M +running +\*$' || fail "ls: $(mc m ls)"
+	mc m ls | grep -Eq '^busybox +.* 10\.0\.2\.15 +1 +256M +256M +running +\*$' || fail "ls: $(mc m ls)"
 	mc m ls --format json | python3 -c '
 import json, sys
 m, = json.load(sys.stdin)
@@ -216,6 +218,10 @@ assert m["homeMount"] == "none" and m["home"] is None and len(m["machineId"]) ==
 	pid=$(cat "$MT/run/cove/busybox/vmm.pid")
 	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--disk $MT/data/cove/machines/busybox/root.img --balloon" ||
 		fail "monitor command line: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--name busybox --net user,fwd=tcp:18080:80" ||
+		fail "monitor command line: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+	python3 -c 'import socket; socket.create_connection(("127.0.0.1", 18080), 10).close()' ||
+		fail "nothing listens on the forwarded port 18080"
 	[ "$(stat -c %u "/proc/$pid")" = "$MUID" ] || fail "the monitor does not run as the user"
 	mc m stats --format json | python3 -c '
 import json, sys

@@ -346,6 +346,7 @@ static void test_cmdline(void **state)
 	assert_non_null(strstr(buf, " cove.home=/home/a%20b "));
 	assert_non_null(strstr(buf, " cove.homemount=none "));
 	assert_non_null(strstr(buf, " cove.mount=m0:/my%20data/x,y:ro "));
+	assert_non_null(strstr(buf, " cove.net=10.0.2.15/24,10.0.2.2,10.0.2.3 "));
 	assert_non_null(strstr(buf, " cove.machineid=0123456789abcdef0123456789abcdef"));
 	assert_non_null(strstr(buf, " cove.uid="));
 
