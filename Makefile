@@ -6,7 +6,7 @@
 #                     (integration runs in the nested-KVM harness when the
 #                     machine has no /dev/kvm)
 #   make fuzz         each fuzz target for FUZZ_SECONDS, corpus kept
-#   make bench        boot and network benchmarks beside QEMU microvm
+#   make bench        boot, network and file system benchmarks beside QEMU microvm
 #   make SAN=1        ASan/UBSan build
 
 ARCH	?= x86_64
@@ -123,6 +123,7 @@ test: deps
 bench: all
 	bench/boot.sh
 	bench/net.sh
+	bench/fs.sh
 
 shell: deps all
 	tests/shell.sh

@@ -44,6 +44,11 @@ static const char usage[] =
 "                       Repeat --net for more NICs (up to 4). Default MACs are\n"
 "                       stable, derived from --name (or the tap name)\n"
 "  --name NAME          the VM's name (default MAC addresses derive from it)\n"
+"  --fs TAG=DIR[,ro][,cache=none|auto|always]\n"
+"                       share host directory DIR with the guest over virtio-fs\n"
+"                       (mount -t virtiofs TAG /mnt); repeat for more (up to 8);\n"
+"                       ,ro refuses every change; cache: auto (default, 1 s),\n"
+"                       none (host changes seen at once), always (long, writeback)\n"
 "  --console MODE       stdio (default; Ctrl-A x quits), file:PATH, or none\n"
 "  --no-acpi            no ACPI tables: the guest finds its CPUs in the MP table\n"
 "                       and its devices on the command line (for kernels built\n"
@@ -164,6 +169,47 @@ static void parse_net(struct cove_config *cfg, const char *arg)
 	cfg->nnets++;
 }
 
+static void parse_fs(struct cove_config *cfg, const char *arg)
+{
+	struct cove_share *sh;
+	char *spec, *eq, *opt, *save = NULL;
+
+	if (cfg->nshares == COVE_MAX_SHARES)
+		die("--fs: at most %d shared directories", COVE_MAX_SHARES);
+	spec = strdup(arg);
+	if (!spec)
+		die("out of memory");
+	eq = strchr(spec, '=');
+	if (!eq || eq == spec || !eq[1])
+		die("--fs %s: use TAG=DIR[,ro][,cache=none|auto|always]", arg);
+	*eq = '\0';
+	sh = &cfg->shares[cfg->nshares];
+	sh->tag = spec;
+	sh->path = strtok_r(eq + 1, ",", &save);
+	if (!sh->path)
+		die("--fs %s: no directory", arg);
+	while ((opt = strtok_r(NULL, ",", &save))) {
+		if (!strcmp(opt, "ro"))
+			sh->readonly = true;
+		else if (!strcmp(opt, "rw"))
+			sh->readonly = false;
+		else if (!strcmp(opt, "cache=auto"))
+			sh->cache = COVE_FS_CACHE_AUTO;
+		else if (!strcmp(opt, "cache=none"))
+			sh->cache = COVE_FS_CACHE_NONE;
+		else if (!strcmp(opt, "cache=always"))
+			sh->cache = COVE_FS_CACHE_ALWAYS;
+		else
+			die("--fs %s: unknown option '%s' (ro, cache=none|auto|always)", arg, opt);
+	}
+	if (strlen(sh->tag) > 36)
+		die("--fs %s: the tag is longer than 36 bytes", arg);
+	for (int i = 0; i < cfg->nshares; i++)
+		if (!strcmp(cfg->shares[i].tag, sh->tag))
+			die("--fs %s: tag '%s' used twice", arg, sh->tag);
+	cfg->nshares++;
+}
+
 static void parse_console(struct cove_config *cfg, const char *arg)
 {
 	if (!strcmp(arg, "stdio"))
@@ -196,7 +242,7 @@ static void write_metrics(struct cove_vm *vm, const char *path)
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DISK,
        OPT_CONSOLE, OPT_METRICS, OPT_NO_ACPI, OPT_VERSION, OPT_API, OPT_NET, OPT_NAME,
-       OPT_VSOCK, OPT_NO_RNG, OPT_BALLOON };
+       OPT_VSOCK, OPT_NO_RNG, OPT_BALLOON, OPT_FS };
 
 int main(int argc, char **argv)
 {
@@ -209,6 +255,7 @@ int main(int argc, char **argv)
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "name", required_argument, NULL, OPT_NAME },
+		{ "fs", required_argument, NULL, OPT_FS },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
@@ -265,6 +312,9 @@ int main(int argc, char **argv)
 			if (!*optarg)
 				die("--name needs a value");
 			cfg.name = optarg;
+			break;
+		case OPT_FS:
+			parse_fs(&cfg, optarg);
 			break;
 		case OPT_CONSOLE:
 			parse_console(&cfg, optarg);

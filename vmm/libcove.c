@@ -32,6 +32,7 @@
 #include "virtio_balloon.h"
 #include "virtio_blk.h"
 #include "virtio_dev.h"
+#include "virtio_fs.h"
 #include "virtio_mmio.h"
 #include "virtio_net.h"
 #include "virtio_vsock.h"
@@ -400,6 +401,15 @@ static int check_config(const struct cove_config *cfg)
 		return cove_fail(-EINVAL, "at most %d disks", COVE_MAX_DISKS);
 	if (cfg->nnets < 0 || cfg->nnets > COVE_MAX_NETS)
 		return cove_fail(-EINVAL, "at most %d network devices", COVE_MAX_NETS);
+	if (cfg->nshares < 0 || cfg->nshares > COVE_MAX_SHARES)
+		return cove_fail(-EINVAL, "at most %d shared directories", COVE_MAX_SHARES);
+	for (int i = 0; i < cfg->nshares; i++) {
+		if (!cfg->shares[i].tag || !cfg->shares[i].path)
+			return cove_fail(-EINVAL, "share %d: no tag or directory", i);
+		for (int j = 0; j < i; j++)
+			if (!strcmp(cfg->shares[i].tag, cfg->shares[j].tag))
+				return cove_fail(-EINVAL, "share %s: tag used twice", cfg->shares[i].tag);
+	}
 	if (cfg->console == COVE_CONSOLE_FILE && !cfg->console_path)
 		return cove_fail(-EINVAL, "console file not given");
 	if (cfg->vsock.cid && (cfg->vsock.cid < 3 || cfg->vsock.cid == 0xffffffffu ||
@@ -612,6 +622,22 @@ int cove_vm_create(const struct cove_config *cfg, struct cove_vm **out)
 	}
 	if (cfg->balloon) {
 		err = vballoon_create(vm, &cv->balloon);
+		if (err < 0)
+			goto fail;
+	}
+	for (int i = 0; i < cfg->nshares; i++) {
+		static const enum fuse_cache cache[] = {
+			[COVE_FS_CACHE_AUTO] = FUSE_CACHE_AUTO,
+			[COVE_FS_CACHE_NONE] = FUSE_CACHE_NONE,
+			[COVE_FS_CACHE_ALWAYS] = FUSE_CACHE_ALWAYS,
+		};
+		const struct cove_share *sh = &cfg->shares[i];
+		struct virtio_dev *d;
+		if ((unsigned)sh->cache > COVE_FS_CACHE_ALWAYS) {
+			err = cove_fail(-EINVAL, "share %s: unknown cache mode", sh->tag);
+			goto fail;
+		}
+		err = vfs_create(vm, sh->tag, sh->path, sh->readonly, cache[sh->cache], &d);
 		if (err < 0)
 			goto fail;
 	}

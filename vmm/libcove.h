@@ -20,6 +20,7 @@
 #define COVE_MAX_DISKS 8
 #define COVE_MAX_NETS 4
 #define COVE_MAX_FWDS 8
+#define COVE_MAX_SHARES 8
 
 enum cove_console {
 	COVE_CONSOLE_STDIO,	/* output to stdout, input from stdin */
@@ -63,6 +64,21 @@ struct cove_vsock {
 	char uds[COVE_VSOCK_PATH_MAX + 1];	/* host unix socket path */
 };
 
+/* How much the guest caches of a shared directory (virtio-fs). */
+enum cove_fs_cache {
+	COVE_FS_CACHE_AUTO,	/* 1 s attribute/entry timeouts (default) */
+	COVE_FS_CACHE_NONE,	/* no timeouts, direct I/O: host changes seen at once */
+	COVE_FS_CACHE_ALWAYS,	/* long timeouts, page cache kept, writeback cache */
+};
+
+/* A host directory the guest mounts with `mount -t virtiofs TAG DIR`. */
+struct cove_share {
+	const char *tag;		/* 1..36 bytes, unique */
+	const char *path;		/* host directory */
+	bool readonly;
+	enum cove_fs_cache cache;
+};
+
 struct cove_config {
 	const char *kernel;		/* bzImage or ELF vmlinux with PVH note */
 	const char *initrd;		/* optional */
@@ -71,6 +87,8 @@ struct cove_config {
 	uint64_t memory;		/* bytes */
 	struct cove_disk disks[COVE_MAX_DISKS];
 	int ndisks;
+	struct cove_share shares[COVE_MAX_SHARES];
+	int nshares;
 	enum cove_console console;
 	const char *console_path;	/* COVE_CONSOLE_FILE */
 	/* Describe the platform with ACPI (default). Without it, or when the

@@ -8,7 +8,8 @@ G=${COVE_GUEST_DIR:?}
 # has no hole punching and its own caching.
 T=${COVE_ITEST_DIR:-/tmp/cove-itest}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-240}
-BASE_CMDLINE="console=ttyS0 reboot=k panic=-1 quiet"
+# COVE_GUEST_QUIET= (empty) keeps the guest kernel's full log, oopses included.
+BASE_CMDLINE="console=ttyS0 reboot=k panic=-1 ${COVE_GUEST_QUIET-quiet}"
 
 fail() {
 	echo "    $*" >&2
