@@ -187,12 +187,31 @@ static void argv_free(struct argv *a)
 	a->n = 0;
 }
 
+/* A directory shared with the machine: it must be there, and its path
+ * must fit --fs TAG=DIR[,ro] (no comma). */
+static int share_check(const struct machine *m, const char *dir, const char *what)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return cove_fail(-errno, "machine %s: %s %s: %s", m->name, what, dir,
+				 strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return cove_fail(-ENOTDIR, "machine %s: %s %s: not a directory", m->name, what, dir);
+	if (strchr(dir, ','))
+		return cove_fail(-EINVAL, "machine %s: %s %s: a path with \",\" cannot be shared",
+				 m->name, what, dir);
+	return 0;
+}
+
 static int build_argv(const struct machine *m, const struct config *cfg, struct argv *a)
 {
 	char vmm[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX], cmdline[MACHINE_CMDLINE_MAX];
+	struct machine_user u;
 	int err;
 
-	err = beside_cove("cove-vmm", vmm, sizeof(vmm));
+	err = machine_user(&u);
+	err = err ?: beside_cove("cove-vmm", vmm, sizeof(vmm));
 	if (!err && access(vmm, X_OK) < 0)
 		err = cove_fail(-errno, "monitor %s: %s (cove-vmm is installed beside cove)", vmm,
 				strerror(errno));
@@ -234,6 +253,17 @@ static int build_argv(const struct machine *m, const struct config *cfg, struct 
 				 m->ports[i].host, m->ports[i].guest);
 		err = arg(a, "--net");
 		err = err ?: arg(a, "%s", net);
+	}
+	/* the shares: the home (tag "home") and the --mounts (tags mN) */
+	if (!err && m->home != CONFIG_HOME_NONE) {
+		err = share_check(m, u.home, "the home directory");
+		err = err ?: arg(a, "--fs");
+		err = err ?: arg(a, "home=%s%s", u.home, m->home == CONFIG_HOME_RO ? ",ro" : "");
+	}
+	for (unsigned i = 0; !err && i < m->n_mounts; i++) {
+		err = share_check(m, m->mounts[i].host, "--mount");
+		err = err ?: arg(a, "--fs");
+		err = err ?: arg(a, "m%u=%s%s", i, m->mounts[i].host, m->mounts[i].ro ? ",ro" : "");
 	}
 	if (err)
 		argv_free(a);
