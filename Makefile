@@ -47,8 +47,8 @@ FUZZ_OBJ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-saniti
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz-obj/%.o)
-FUZZ_COVE_OBJS := $(patsubst %,$(BUILD)/fuzz-obj/cli/machine/%.o,digest oci_ref oci_manifest layer_ext4 agent_proto)
-FUZZ_COVE_BINS := $(BUILD)/fuzz/fuzz_oci_manifest $(BUILD)/fuzz/fuzz_layer $(BUILD)/fuzz/fuzz_agent_proto
+FUZZ_COVE_OBJS := $(patsubst %,$(BUILD)/fuzz-obj/cli/machine/%.o,digest oci_ref oci_manifest layer_ext4 agent_proto config)
+FUZZ_COVE_BINS := $(BUILD)/fuzz/fuzz_oci_manifest $(BUILD)/fuzz/fuzz_layer $(BUILD)/fuzz/fuzz_agent_proto $(BUILD)/fuzz/fuzz_config
 
 # The initrd cove boots machines with: init shim + exec agent, static.
 GUEST_MACHINE_SRCS := $(sort $(wildcard guest/machine/*.[ch])) cli/machine/agent_proto.c \
@@ -89,11 +89,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT) $(BUILD)/libcove.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(BUILD)/libcove.a -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/test_image_%: tests/unit/test_image_%.c $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icli/machine -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a -lcmocka $(COVE_LDLIBS) $(LDLIBS)
-
-$(BUILD)/tests/test_agent_%: tests/unit/test_agent_%.c $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a
+# Tests of cove's own code (test_image_*, test_machine_*, test_agent_*) link its objects.
+COVE_TEST_BINS := $(filter $(BUILD)/tests/test_image_% $(BUILD)/tests/test_machine_% \
+		  $(BUILD)/tests/test_agent_%,$(UNIT_BINS))
+$(COVE_TEST_BINS): $(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icli/machine -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a -lcmocka $(COVE_LDLIBS) $(LDLIBS)
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "image_cmd.h"
+#include "machine_cmd.h"
 
 static const char usage[] =
 "Usage: cove [OPTIONS] COMMAND\n"
@@ -11,6 +12,7 @@ static const char usage[] =
 "\n"
 "Commands:\n"
 "  image       Manage images\n"
+"  machine     Manage machines (alias: m)\n"
 "\n"
 "Options:\n"
 "  -h, --help      Show this help\n"
@@ -34,6 +36,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "image"))
 		return image_cmd_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "machine") || !strcmp(argv[1], "m"))
+		return machine_cmd_main(argc - 1, argv + 1);
 	fprintf(stderr, "cove: unknown command \"%s\" (see 'cove --help')\n", argv[1]);
 	return 1;
 }

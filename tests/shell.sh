@@ -23,6 +23,9 @@ say() { printf 'shell: %s\n' "$*" >&2; }
 # Each prints its result's path as its last stdout line; progress is on stderr.
 K=$(guest/kernel/build.sh | tail -n 1)
 [[ -s $K/bzImage ]] || { say "guest/kernel/build.sh gave no bzImage (in '$K')"; exit 1; }
+# cove machine's default kernel: guest/bzImage beside build/cove.
+mkdir -p build/guest
+ln -sfn "$K/bzImage" build/guest/bzImage
 guest/init/build.sh build/guest >/dev/null
 COVE_TEST_INIT=$PWD/build/guest/test-init guest/mkinitrd.sh build/guest/shell.cpio >/dev/null
 

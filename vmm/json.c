@@ -49,9 +49,7 @@ static bool is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
-/* Length of the well-formed UTF-8 sequence at s (no overlongs, no
- * surrogates, at most U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
+size_t json_utf8_len(const unsigned char *s, size_t avail)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t n;
@@ -88,8 +86,7 @@ static void put(char *out, size_t size, size_t n, unsigned char c)
 		out[n] = (char)c;
 }
 
-/* Encode code point cp as UTF-8 at out[n]; returns its length. */
-static size_t put_utf8(char *out, size_t size, size_t n, uint32_t cp)
+size_t json_utf8_put(char *out, size_t size, size_t n, uint32_t cp)
 {
 	if (cp < 0x80) {
 		put(out, size, n, cp);
@@ -217,12 +214,12 @@ static int scan_string(struct jp *p, char *out, size_t size, size_t *n)
 			int err = scan_escape(p, &cp);
 			if (err)
 				return err;
-			len += put_utf8(out, size, len, cp);
+			len += json_utf8_put(out, size, len, cp);
 		} else if (c < 0x80) {
 			put(out, size, len++, c);
 			p->pos++;
 		} else {
-			size_t l = utf8_len(p->s + p->pos, p->len - p->pos);
+			size_t l = json_utf8_len(p->s + p->pos, p->len - p->pos);
 			if (!l)
 				return fail(p, "invalid UTF-8 in string");
 			for (size_t i = 0; i < l; i++)

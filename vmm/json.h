@@ -6,6 +6,7 @@
 #define COVE_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define JSON_MAX_DEPTH	32	/* the top-level object counts as 1 */
 #define JSON_KEY_MAX	64	/* decoded key bytes, including a final NUL */
@@ -55,5 +56,14 @@ int json_string_decode(const char *text, size_t len, char *buf, size_t size);
  * size - 1 bytes and NUL-terminated when size > 0, like snprintf. Returns
  * the untruncated length. Pure; any thread. */
 size_t json_quote(char *out, size_t size, const char *s, size_t len);
+
+/* Length of the well-formed UTF-8 sequence at s (avail >= 1 bytes there;
+ * no overlongs, no surrogates, at most U+10FFFF), or 0. Pure. */
+size_t json_utf8_len(const unsigned char *s, size_t avail);
+
+/* Encode code point cp (at most U+10FFFF) as UTF-8 at out[n], storing
+ * only the bytes below size (out may be NULL to measure). Returns its
+ * length. Pure. */
+size_t json_utf8_put(char *out, size_t size, size_t n, uint32_t cp);
 
 #endif

@@ -2,11 +2,47 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "human.h"
 #include "layer_ext4.h"
 #include "log.h"
+#include "oci_import.h"
 #include "oci_manifest.h"
+#include "registry.h"
+
+bool image_is_local(const char *what)
+{
+	return !strncmp(what, "oci:", 4) || !strncmp(what, "oci-archive:", 12) ||
+	       !strncmp(what, "docker-archive:", 15);
+}
+
+int image_fetch(struct store *s, const char *what, const char *as, FILE *progress,
+		char name[OCI_REF_MAX], char digest[DIGEST_LEN + 1])
+{
+	struct oci_ref ref;
+	int err;
+
+	if (image_is_local(what)) {
+		err = oci_import(s, what, progress, digest, name);
+		if (!err && as) {
+			err = oci_ref_parse(as, &ref);
+			if (!err)
+				oci_ref_format(&ref, name, OCI_REF_MAX);
+		}
+	} else {
+		err = oci_ref_parse(what, &ref);
+		if (!err) {
+			oci_ref_format(&ref, name, OCI_REF_MAX);
+			if (progress) {
+				fprintf(progress, "Pulling %s\n", name);
+				fflush(progress);
+			}
+			err = registry_pull(s, &ref, progress, digest);
+		}
+	}
+	return err ?: store_image_add(s, name, digest);
+}
 
 int image_unpack(struct store *s, const char *what, const char *out, uint64_t size,
 		 FILE *progress, struct store_image *im)

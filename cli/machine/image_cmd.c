@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "human.h"
 #include "image.h"
 #include "libcove.h"
@@ -104,49 +104,6 @@ static const char usage_unpack[] =
 "  -q, --quiet       Print nothing on success\n"
 "  -h, --help        Show this help\n";
 
-static int fail(void)
-{
-	fprintf(stderr, "cove: %s\n", cove_last_error());
-	return 1;
-}
-
-/* One line for a usage mistake, and where to read more; returns 1. */
-static int __attribute__((format(printf, 2, 3))) usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cove: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see 'cove image %s --help')\n", cmd);
-	return 1;
-}
-
-/* getopt over a subcommand's arguments: returns the first operand's
- * index, or -1 (help printed: exit 0) / -2 (usage error printed). */
-static int parse_opts(int argc, char **argv, const char *usage, const struct option *opts,
-		      const char *shortopts, int (*on_opt)(int c, void *arg), void *arg)
-{
-	int c;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage, stdout);
-			return -1;
-		}
-		if (c == '?') {
-			usage_error(argv[0], "unknown or incomplete option %s", argv[optind - 1]);
-			return -2;
-		}
-		if (on_opt(c, arg))
-			return -2;
-	}
-	return optind;
-}
-
 struct common {
 	bool quiet;
 	const char *format;
@@ -172,99 +129,56 @@ static const struct option opts_quiet[] = {
 	{ 0 },
 };
 
+/* pull or import: the image into the store, its name on stdout. */
+static int fetch(const char *what, const char *as, bool quiet)
+{
+	char digest[DIGEST_LEN + 1], name[OCI_REF_MAX];
+	struct store s;
+	int err;
+
+	if (store_open(&s, STORE_EXCLUSIVE))
+		return cli_fail();
+	err = image_fetch(&s, what, as, quiet ? NULL : stdout, name, digest);
+	store_close(&s);
+	if (err)
+		return cli_fail();
+	if (!quiet)
+		printf("Digest: %s\n", digest);
+	printf("%s\n", name);
+	return 0;
+}
+
 static int cmd_pull(int argc, char **argv)
 {
 	struct common o = { 0 };
-	char digest[DIGEST_LEN + 1], name[OCI_REF_MAX];
 	struct oci_ref ref;
-	struct store s;
-	int i = parse_opts(argc, argv, usage_pull, opts_quiet, "qh", common_opt, &o);
+	int i = cli_parse_opts("image", argc, argv, usage_pull, opts_quiet, "qh", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
 	if (argc - i != 1)
-		return usage_error("pull", "pull needs exactly one image name");
+		return cli_usage_error("image", "pull", "pull needs exactly one image name");
 	if (oci_ref_parse(argv[i], &ref))
-		return fail();
-	oci_ref_format(&ref, name, sizeof(name));
-	if (store_open(&s, STORE_EXCLUSIVE))
-		return fail();
-	if (!o.quiet)
-		printf("Pulling %s\n", name);
-	fflush(stdout);
-	if (registry_pull(&s, &ref, o.quiet ? NULL : stdout, digest) ||
-	    store_image_add(&s, name, digest)) {
-		store_close(&s);
-		return fail();
-	}
-	store_close(&s);
-	if (!o.quiet)
-		printf("Digest: %s\n", digest);
-	printf("%s\n", name);
-	return 0;
+		return cli_fail();
+	return fetch(argv[i], NULL, o.quiet);
 }
 
 static int cmd_import(int argc, char **argv)
 {
 	struct common o = { 0 };
-	char digest[DIGEST_LEN + 1], name[OCI_REF_MAX];
-	struct store s;
-	int i = parse_opts(argc, argv, usage_import, opts_quiet, "qh", common_opt, &o);
+	struct oci_ref ref;
+	int i = cli_parse_opts("image", argc, argv, usage_import, opts_quiet, "qh", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
 	if (argc - i < 1 || argc - i > 2)
-		return usage_error("import", "import needs a SOURCE and at most a NAME");
-	if (argc - i == 2) {
-		struct oci_ref ref;
-
-		if (oci_ref_parse(argv[i + 1], &ref))
-			return fail();
-	}
-	if (store_open(&s, STORE_EXCLUSIVE))
-		return fail();
-	if (oci_import(&s, argv[i], o.quiet ? NULL : stdout, digest, name))
-		goto err;
-	if (argc - i == 2) {
-		struct oci_ref ref;
-
-		oci_ref_parse(argv[i + 1], &ref);
-		oci_ref_format(&ref, name, sizeof(name));
-	}
-	if (store_image_add(&s, name, digest))
-		goto err;
-	store_close(&s);
-	if (!o.quiet)
-		printf("Digest: %s\n", digest);
-	printf("%s\n", name);
-	return 0;
-err:
-	store_close(&s);
-	return fail();
-}
-
-/* "2 hours ago" */
-static void ago(int64_t t, char *buf, size_t size)
-{
-	static const struct { int64_t secs; const char *unit; } units[] = {
-		{ 365 * 86400, "year" }, { 30 * 86400, "month" }, { 7 * 86400, "week" },
-		{ 86400, "day" }, { 3600, "hour" }, { 60, "minute" }, { 1, "second" },
-	};
-	int64_t d = time(NULL) - t;
-
-	if (d < 1) {
-		snprintf(buf, size, "Less than a second ago");
-		return;
-	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (d >= units[i].secs) {
-			int64_t n = d / units[i].secs;
-
-			snprintf(buf, size, "%lld %s%s ago", (long long)n, units[i].unit,
-				 n == 1 ? "" : "s");
-			return;
-		}
-	}
+		return cli_usage_error("image", "import", "import needs a SOURCE and at most a NAME");
+	if (argc - i == 2 && oci_ref_parse(argv[i + 1], &ref))
+		return cli_fail();
+	if (!image_is_local(argv[i]))
+		return cli_usage_error("image", "import", "unknown source \"%s\": use oci:DIR[:TAG], "
+				       "oci-archive:FILE[:TAG] or docker-archive:FILE", argv[i]);
+	return fetch(argv[i], argc - i == 2 ? argv[i + 1] : NULL, o.quiet);
 }
 
 /* Split "host/repo:tag" into its repository and tag; a name pulled by
@@ -299,16 +213,16 @@ static int cmd_ls(int argc, char **argv)
 	struct store_image *imgs;
 	struct store s;
 	size_t n;
-	int i = parse_opts(argc, argv, usage_ls, opts_ls, "qh", common_opt, &o);
+	int i = cli_parse_opts("image", argc, argv, usage_ls, opts_ls, "qh", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
 	if (i != argc)
-		return usage_error("ls", "ls takes no arguments, got \"%s\"", argv[i]);
+		return cli_usage_error("image", "ls", "ls takes no arguments, got \"%s\"", argv[i]);
 	if (strcmp(o.format, "table") && strcmp(o.format, "json"))
-		return usage_error("ls", "unknown format \"%s\": use table or json", o.format);
+		return cli_usage_error("image", "ls", "unknown format \"%s\": use table or json", o.format);
 	if (store_open(&s, STORE_NOLOCK) || store_images(&s, &imgs, &n))
-		return fail();
+		return cli_fail();
 	if (o.quiet) {
 		for (size_t k = 0; k < n; k++)
 			printf("%.12s\n", imgs[k].digest + 7);
@@ -338,7 +252,7 @@ static int cmd_ls(int argc, char **argv)
 			const char *tag;
 
 			split_name(imgs[k].name, repo, sizeof(repo), &tag);
-			ago(imgs[k].created, when, sizeof(when));
+			human_ago(imgs[k].created, when, sizeof(when));
 			printf("%-44s %-12s %-14.12s %-16s %s\n", repo, tag, imgs[k].digest + 7, when,
 			       human_size(imgs[k].size, hs, sizeof(hs)));
 		}
@@ -357,17 +271,17 @@ static int cmd_rm(int argc, char **argv)
 	struct common o = { 0 };
 	struct store_image im;
 	struct store s;
-	int rc = 0, i = parse_opts(argc, argv, usage_rm, opts_help, "h", common_opt, &o);
+	int rc = 0, i = cli_parse_opts("image", argc, argv, usage_rm, opts_help, "h", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
 	if (i == argc)
-		return usage_error("rm", "rm needs at least one image");
+		return cli_usage_error("image", "rm", "rm needs at least one image");
 	if (store_open(&s, STORE_EXCLUSIVE))
-		return fail();
+		return cli_fail();
 	for (; i < argc; i++) {
 		if (store_image_find(&s, argv[i], &im) || store_image_remove(&s, im.name)) {
-			rc = fail();
+			rc = cli_fail();
 			continue;
 		}
 		printf("Untagged: %s\nDeleted: %s\n", im.name, im.digest);
@@ -391,24 +305,24 @@ static int cmd_unpack(int argc, char **argv)
 	char hs[32];
 	struct store s;
 	uint64_t size;
-	int err, i = parse_opts(argc, argv, usage_unpack, opts_unpack, "qhs:", common_opt, &o);
+	int err, i = cli_parse_opts("image", argc, argv, usage_unpack, opts_unpack, "qhs:", common_opt, &o);
 
 	if (i < 0)
 		return i == -1 ? 0 : 1;
 	if (argc - i != 2)
-		return usage_error("unpack", "unpack needs an IMAGE and a FILE");
+		return cli_usage_error("image", "unpack", "unpack needs an IMAGE and a FILE");
 	if (!o.size)
-		return usage_error("unpack", "unpack needs --size");
+		return cli_usage_error("image", "unpack", "unpack needs --size");
 	err = cove_parse_size(o.size, &size);
 	if (err)
-		return usage_error("unpack", "bad size \"%s\": use e.g. 512M or 8G", o.size);
+		return cli_usage_error("image", "unpack", "bad size \"%s\": use e.g. 512M or 8G", o.size);
 	if (store_open(&s, STORE_SHARED))
-		return fail();
+		return cli_fail();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = image_unpack(&s, argv[i], argv[i + 1], size, o.quiet ? NULL : stdout, &im);
 	store_close(&s);
 	if (err)
-		return fail();
+		return cli_fail();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!o.quiet)
 		printf("%s: ext4, %s, from %s in %.2fs\n", argv[i + 1], human_size(size, hs, sizeof(hs)),

@@ -13,27 +13,11 @@
 
 #include <jansson.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "oci_manifest.h"
 
 #define INDEX_FILE	"images.json"
-
-static int mkdirs(char *path)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			int err = -errno;
-
-			*p = '/';
-			return err;
-		}
-		*p = '/';
-	}
-	return mkdir(path, 0700) < 0 && errno != EEXIST ? -errno : 0;
-}
 
 int store_open(struct store *s, enum store_lock lock)
 {
@@ -51,10 +35,10 @@ int store_open(struct store *s, enum store_lock lock)
 	if (n >= (int)sizeof(s->root))
 		return cove_fail(-ENAMETOOLONG, "the store path is too long");
 	snprintf(path, sizeof(path), "%s/blobs/sha256", s->root);
-	err = mkdirs(path);
+	err = fsutil_mkdirs(path, 0700);
 	if (!err) {
 		snprintf(path, sizeof(path), "%s/tmp", s->root);
-		err = mkdirs(path);
+		err = fsutil_mkdirs(path, 0700);
 	}
 	if (err)
 		return cove_fail(err, "%s: %s", path, strerror(-err));

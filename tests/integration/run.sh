@@ -10,6 +10,8 @@ out=build/guest
 mkdir -p "$out"
 
 kdir=$(guest/kernel/build.sh)
+# cove machine's default kernel: guest/bzImage beside build/cove.
+ln -sfn "$kdir/bzImage" "$out/bzImage"
 guest/init/build.sh "$out" >/dev/null
 export COVE_TEST_INIT=$repo/$out/test-init
 guest/tools/build.sh "$out/tools" >/dev/null

@@ -1,0 +1,62 @@
+/* Machine defaults: $XDG_CONFIG_HOME/cove/config.toml (default
+ * ~/.config/cove/config.toml), section [machine] with cpus, memory,
+ * homeMount, diskSize and kernel, over defaults taken from the host. The
+ * file is read by a strict parser for the TOML subset those keys need
+ * (comments, [section] headers, key = "string" | 'string' | integer);
+ * anything else is refused with FILE:LINE. The value checks are shared
+ * with the command-line flags. */
+#ifndef COVE_CONFIG_H
+#define COVE_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_CPUS_MAX		64		/* what cove-vmm takes */
+#define CONFIG_MEMORY_MIN	(64ull << 20)	/* likewise */
+#define CONFIG_DISK_MIN		(8ull << 20)	/* the smallest root disk image_unpack makes */
+
+enum config_home {
+	CONFIG_HOME_RW,		/* the host home shared read-write (the default) */
+	CONFIG_HOME_RO,		/* shared read-only */
+	CONFIG_HOME_NONE,	/* not shared: a home local to the machine */
+};
+
+struct config {
+	unsigned cpus;
+	uint64_t memory;	/* bytes, whole MiB */
+	uint64_t disk_size;	/* bytes, whole MiB */
+	enum config_home home;
+	char kernel[PATH_MAX];	/* "" when not set */
+};
+
+/* The defaults from the host: memory half its RAM but at least 1 GiB,
+ * CPUs half its cores but at least min(4, cores), disk 64 GiB, home rw,
+ * no kernel. Any thread. */
+void config_defaults(struct config *c);
+
+/* Parse a config file's text (len bytes; need not be NUL-terminated),
+ * setting in c the keys it gives. file names it in messages. 0, or
+ * -EINVAL with cove_fail's message "FILE:LINE: …" (c partly updated).
+ * Pure; any thread. */
+int config_parse(const char *buf, size_t len, const char *file, struct config *c);
+
+/* config_defaults, then $XDG_CONFIG_HOME/cove/config.toml when it
+ * exists. 0 or -errno with cove_fail's message. Main thread. */
+int config_load(struct config *c);
+
+/* The value checks, for the file and the flags alike. Each returns 0 with
+ * the value in *out, or -EINVAL with cove_fail's message naming what (the
+ * key or flag) and the value. CPUs: 1 to CONFIG_CPUS_MAX; memory: a size
+ * (cove_parse_size: MiB bare, or 512M, 2G), whole MiB, at least
+ * CONFIG_MEMORY_MIN; disk: likewise, at least CONFIG_DISK_MIN; home:
+ * rw, ro or none. Pure. */
+int config_parse_cpus(const char *what, const char *s, unsigned *out);
+int config_parse_memory(const char *what, const char *s, uint64_t *out);
+int config_parse_disk(const char *what, const char *s, uint64_t *out);
+int config_parse_home(const char *what, const char *s, enum config_home *out);
+
+/* "rw", "ro", "none". Pure. */
+const char *config_home_name(enum config_home h);
+
+#endif
