@@ -85,7 +85,7 @@ def avail():
 def avail_after(n):
     # a MemAvailable line printed after the n-th one
     return wait_for("a new MemAvailable line", lambda: len(console_values("MEMAVAIL_KB")) > n + 1
-                    and avail(), 30)
+                    and avail(), 120)
 
 wait_for("the guest to print MemAvailable", lambda: len(console_values("MEMAVAIL_KB")) >= 3, boot_timeout)
 base = avail()
