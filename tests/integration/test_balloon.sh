@@ -120,10 +120,9 @@ r = call({"op": "balloon", "target_mib": 0})
 if not r["ok"]:
     sys.exit("balloon 0: %s" % r)
 wait_for("the balloon to empty", lambda: stats()["actual_bytes"] == 0, 120)
-n = len(console_values("MEMAVAIL_KB"))
-back = avail_after(n)
-if back < base - 50 * MiB:
-    sys.exit("MemAvailable %d MiB after deflating, was %d MiB" % (back // MiB, base // MiB))
+# The guest gets its memory back over a few of its prints, not at once.
+wait_for("MemAvailable near %d MiB again" % (base // MiB),
+         lambda: avail() >= base - 50 * MiB, 120)
 '
 }
 

@@ -277,29 +277,3 @@ test_machine_guest_no_init() {
 	stderr_has 'guest powered off'
 }
 
-test_machine_guest_debian() {
-	local state
-	trap mg_cleanup EXIT
-	mg_image deb debian12:12 2G
-	mg_boot "$T/mg-deb.img" 1024
-	# the agent answers before systemd has started; systemctl needs it
-	mg_is up -- sh -c 'i=0; until [ -d /run/systemd/system ] || [ $i -ge 600 ]; do sleep 0.5; i=$((i+1)); done; echo up'
-	state=$(mg_run -U 0:0 -- systemctl is-system-running --wait)
-	case $state in
-	running) ;;
-	degraded)
-		echo "    degraded; failed units:" >&2
-		mg_run -U 0:0 -- systemctl --failed --no-legend >&2
-		;;
-	*) fail "systemctl is-system-running: '$state'; console: $(tail -40 "$T/console")" ;;
-	esac
-	mg_is /usr/lib/systemd/systemd -U 0:0 -- readlink /proc/1/exe
-	mg_is "$MG_USER $MG_UID $MG_GID /bin/bash" -u "$MG_USER" -- sh -c 'echo $(id -un) $(id -u) $(id -g) $SHELL'
-	mg_status 0 -u "$MG_USER" -- sudo -n true
-	mg_is root -u "$MG_USER" -- sudo -n whoami
-	mg_is "$MG_ID" -- cat /etc/machine-id
-	mg_is mg -- hostname
-	got=$(mg_run -t -u "$MG_USER" -- tty </dev/null | tr -d '\r')
-	echo "$got" | grep -Eq '^/dev/pts/[0-9]+$' || fail "tty: $got"
-	mg_poweroff
-}
