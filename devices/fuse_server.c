@@ -78,9 +78,10 @@ struct fuse_server {
 	uint32_t nhash;
 	uint64_t nfds, maxfds;
 	unsigned log_budget;		/* for log_ratelimited */
-	uint8_t in[IN_MAX];
-	uint8_t out[OUT_MAX];
-	uint8_t dents[READDIR_MAX];
+	/* Arguments and replies are read and built in place as FUSE structs. */
+	uint8_t in[IN_MAX] __attribute__((aligned(8)));
+	uint8_t out[OUT_MAX] __attribute__((aligned(8)));
+	uint8_t dents[READDIR_MAX] __attribute__((aligned(8)));
 };
 
 /* One request being handled. */
