@@ -96,6 +96,9 @@ $(COVE_TEST_BINS): $(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT) $(COVE_LIB_O
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icli/machine -Itests/unit/support $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT) $(COVE_LIB_OBJS) $(BUILD)/libcove.a -lcmocka $(COVE_LDLIBS) $(LDLIBS)
 
+# (drives progress bars onto a pty: openpty)
+$(BUILD)/tests/test_image_progress: COVE_LDLIBS += -lutil
+
 # (includes the agent's own source, to run its sessions on the host)
 $(BUILD)/tests/test_agent_session: guest/machine/agent.c guest/machine/users.c guest/machine/users.h
 
