@@ -13,6 +13,7 @@
 #include "human.h"
 #include "log.h"
 #include "oci_manifest.h"
+#include "progress.h"
 
 #define ERR_BODY_MAX	4096
 #define TOKEN_MAX	(64u << 10)
@@ -37,6 +38,7 @@ struct resp {
 	char *body;
 	size_t len, max;
 	int fd;				/* >= 0: body of a 200 goes here */
+	struct progress *bar;		/* moved by the bytes going to fd */
 	struct digest_ctx dc;
 	uint64_t total, limit;
 	int werr;
@@ -113,6 +115,7 @@ static size_t on_body(char *buf, size_t sz, size_t n, void *priv)
 			}
 			done += w;
 		}
+		progress_advance(r->bar, len);
 		return len;
 	}
 	if (r->len + len > r->max) {
@@ -339,7 +342,8 @@ static int put_blob(struct store *s, const char *digest, const char *buf, size_t
 static int fetch_blob(struct reg *g, struct store *s, const struct oci_desc *d, FILE *progress)
 {
 	struct resp r = { .fd = -1, .limit = d->size };
-	char url[2048], tmp[PATH_MAX], got[DIGEST_LEN + 1], hs[32];
+	char url[2048], tmp[PATH_MAX], got[DIGEST_LEN + 1], hs[32], done[48];
+	struct progress bar;
 	int err;
 
 	if (store_blob_has(s, d->digest)) {
@@ -350,6 +354,9 @@ static int fetch_blob(struct reg *g, struct store *s, const struct oci_desc *d, 
 	r.fd = store_blob_tmp(s, tmp, sizeof(tmp));
 	if (r.fd < 0)
 		return r.fd;
+	progress_init(&bar, progress);
+	progress_begin(&bar, d->digest, "downloading", NULL, d->size);
+	r.bar = &bar;
 	err = digest_init(&r.dc);
 	if (err)
 		goto out;
@@ -370,13 +377,12 @@ static int fetch_blob(struct reg *g, struct store *s, const struct oci_desc *d, 
 		err = cove_fail(-errno, "%s: %s", tmp, strerror(errno));
 out:
 	close(r.fd);
+	snprintf(done, sizeof(done), "downloaded %s", human_size(d->size, hs, sizeof(hs)));
+	progress_end(&bar, err ? NULL : done);
 	if (err) {
 		unlink(tmp);
 		return err;
 	}
-	if (progress)
-		fprintf(progress, "%.19s: downloaded %s\n", d->digest,
-			human_size(d->size, hs, sizeof(hs)));
 	return store_blob_commit(s, tmp, d->digest);
 }
 
