@@ -14,6 +14,7 @@
 #include "human.h"
 #include "log.h"
 #include "oci_manifest.h"
+#include "progress.h"
 
 #define ARCHIVE_FILES_MAX	4096
 
@@ -32,13 +33,16 @@ static void blob_file(const struct layout *l, const char *digest, char *buf, siz
 static int import_blob(struct store *s, const struct layout *l, const struct oci_desc *d,
 		       FILE *progress)
 {
-	char path[PATH_MAX], hs[32];
+	char path[PATH_MAX], hs[32], done[48];
+	struct progress bar;
 	int err;
 
 	blob_file(l, d->digest, path, sizeof(path));
-	err = store_blob_import(s, path, d->digest, d->size);
-	if (!err && progress)
-		fprintf(progress, "%.19s: copied %s\n", d->digest, human_size(d->size, hs, sizeof(hs)));
+	progress_init(&bar, progress);
+	progress_begin(&bar, d->digest, "copying", NULL, d->size);
+	err = store_blob_import(s, path, d->digest, d->size, &bar);
+	snprintf(done, sizeof(done), "copied %s", human_size(d->size, hs, sizeof(hs)));
+	progress_end(&bar, err ? NULL : done);
 	return err;
 }
 
@@ -82,7 +86,7 @@ static int import_layout(struct store *s, const struct layout *l, const char *ta
 	for (unsigned i = 0; m && !err && i < m->n_layers; i++)
 		err = import_blob(s, l, &m->layers[i], progress);
 	if (!err)
-		err = store_blob_import(s, path, d.digest, len);
+		err = store_blob_import(s, path, d.digest, len, NULL);
 	if (!err)
 		strcpy(digest, d.digest);
 out:

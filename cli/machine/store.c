@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "oci_manifest.h"
+#include "progress.h"
 
 #define INDEX_FILE	"images.json"
 
@@ -102,7 +103,7 @@ int store_blob_commit(const struct store *s, const char *tmp, const char *digest
 }
 
 int store_blob_import(const struct store *s, const char *path, const char *digest,
-		      uint64_t size)
+		      uint64_t size, struct progress *bar)
 {
 	char tmp[PATH_MAX], got[DIGEST_LEN + 1], buf[1 << 16];
 	struct digest_ctx c;
@@ -131,6 +132,7 @@ int store_blob_import(const struct store *s, const char *path, const char *diges
 			digest_abort(&c);
 			goto out;
 		}
+		progress_advance(bar, n);
 	}
 	if (n < 0) {
 		err = cove_fail(-errno, "%s: %s", path, strerror(errno));

@@ -13,6 +13,7 @@
 
 #include "digest.h"
 #include "oci_ref.h"
+#include "progress.h"
 
 struct store {
 	char root[PATH_MAX - 256];
@@ -53,9 +54,10 @@ int store_blob_tmp(const struct store *s, char *tmp, size_t size);
 int store_blob_commit(const struct store *s, const char *tmp, const char *digest);
 
 /* Copy a whole file into the store as blob digest, checking digest and
- * size on the way (size UINT64_MAX: any). -EINVAL "digest mismatch". */
+ * size on the way (size UINT64_MAX: any); bar (may be NULL) advances by
+ * the bytes copied. -EINVAL "digest mismatch". */
 int store_blob_import(const struct store *s, const char *path, const char *digest,
-		      uint64_t size);
+		      uint64_t size, struct progress *bar);
 
 /* Read a blob of at most max bytes, checking its digest. *buf is
  * malloc'd and NUL-terminated. 0 or -errno with cove_fail's message. */

@@ -19,19 +19,30 @@
 
 static char home[64];
 
-/* Write data as a blob through a file, as an import does; its digest out. */
+/* Write data as a blob through a file, as an import does (its progress
+ * counting every byte copied: none when the store has it); its digest out. */
 static void put(struct store *s, const char *data, char digest[DIGEST_LEN + 1])
 {
+	struct progress bar;
 	char path[128];
+	bool had;
 	FILE *f;
 
 	assert_int_equal(digest_buf(data, strlen(data), digest), 0);
+	had = store_blob_has(s, digest);
 	snprintf(path, sizeof(path), "%s/src", home);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(data, f);
 	fclose(f);
-	assert_int_equal(store_blob_import(s, path, digest, strlen(data)), 0);
+	f = fopen("/dev/null", "w");
+	assert_non_null(f);
+	progress_init(&bar, f);
+	progress_begin(&bar, digest, "copying", NULL, strlen(data));
+	assert_int_equal(store_blob_import(s, path, digest, strlen(data), &bar), 0);
+	assert_int_equal(bar.done, had ? 0 : strlen(data));
+	progress_end(&bar, NULL);
+	fclose(f);
 	assert_true(store_blob_has(s, digest));
 }
 
@@ -95,14 +106,14 @@ static void test_blob_checked(void **state)
 	f = fopen(path, "w");
 	fputs("tampered", f);
 	fclose(f);
-	assert_int_equal(store_blob_import(&s, path, other, UINT64_MAX), -EINVAL);
+	assert_int_equal(store_blob_import(&s, path, other, UINT64_MAX, NULL), -EINVAL);
 	assert_non_null(strstr(cove_last_error(), "digest mismatch"));
 	assert_false(store_blob_has(&s, other));
 	/* right content, wrong size */
 	f = fopen(path, "w");
 	fputs("other", f);
 	fclose(f);
-	assert_int_equal(store_blob_import(&s, path, other, 6), -EINVAL);
+	assert_int_equal(store_blob_import(&s, path, other, 6, NULL), -EINVAL);
 	assert_false(store_blob_has(&s, other));
 
 	/* a blob changed in the store is caught when read */
