@@ -9,6 +9,7 @@
 #include "log.h"
 #include "oci_import.h"
 #include "oci_manifest.h"
+#include "progress.h"
 #include "registry.h"
 
 bool image_is_local(const char *what)
@@ -50,7 +51,8 @@ int image_unpack(struct store *s, const char *what, const char *out, uint64_t si
 	struct oci_manifest *m = malloc(sizeof(*m));
 	struct layer_ext4 *b = NULL;
 	struct store_image found;
-	char path[PATH_MAX], hs[32];
+	struct progress bar;
+	char path[PATH_MAX], hs[32], verb[64], line[96];
 	char *buf = NULL;
 	size_t len;
 	int err;
@@ -62,15 +64,15 @@ int image_unpack(struct store *s, const char *what, const char *out, uint64_t si
 		err = oci_manifest_parse(buf, len, m);
 	if (!err)
 		err = layer_ext4_create(out, size, &b);
+	progress_init(&bar, progress);
 	for (unsigned i = 0; !err && i < m->n_layers; i++) {
-		if (progress) {
-			fprintf(progress, "%.19s: unpacking (layer %u of %u, %s)\n",
-				m->layers[i].digest, i + 1, m->n_layers,
-				human_size(m->layers[i].size, hs, sizeof(hs)));
-			fflush(progress);
-		}
+		snprintf(verb, sizeof(verb), "unpacking (layer %u of %u)", i + 1, m->n_layers);
+		snprintf(line, sizeof(line), "unpacking (layer %u of %u, %s)", i + 1, m->n_layers,
+			 human_size(m->layers[i].size, hs, sizeof(hs)));
+		progress_begin(&bar, m->layers[i].digest, verb, line, m->layers[i].size);
 		store_blob_path(s, m->layers[i].digest, path, sizeof(path));
-		err = layer_ext4_apply_file(b, path);
+		err = layer_ext4_apply_file(b, path, &bar);
+		progress_end(&bar, NULL);
 	}
 	if (err)
 		layer_ext4_abort(b);

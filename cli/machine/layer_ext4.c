@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include "log.h"
+#include "progress.h"
 
 #define BLOCK_SIZE	4096
 #define INODE_RATIO	16384		/* bytes of disk per inode */
@@ -27,17 +29,24 @@
 #define LINKS_MAX	65000		/* ext4 with dir_nlink */
 #define WH_PREFIX	".wh."
 #define WH_OPAQUE	".wh..wh..opq"
+#define READ_CHUNK	(1 << 16)	/* a layer file is read this much at a time */
 
 struct layer_ext4 {
 	ext2_filsys fs;
 	char *path;
 };
 
-/* Where the layer's bytes come from, read once per pass. */
+/* Where the layer's bytes come from, read once per pass: memory, or a
+ * file read through our own callback so that the bytes read can move a
+ * progress bar. */
 struct layer_src {
 	const char *file;
 	const void *buf;
 	size_t len;
+	int fd;				/* of file */
+	char *chunk;			/* READ_CHUNK bytes read from it */
+	struct progress *bar;
+	uint64_t read;			/* bytes read from fd, both passes */
 };
 
 static int ext_fail(errcode_t e, const char *what, const char *path)
@@ -575,7 +584,29 @@ static int apply_whiteout(struct layer_ext4 *b, char *path)
 	return is_lost_found(dir, base) ? 0 : remove_entry(b, dir, base);
 }
 
-static int open_src(const struct layer_src *src, struct archive **out)
+/* libarchive's read callback for a layer file. The file is read twice
+ * (whiteouts, then entries), so each pass moves the bar by half of what it
+ * reads: the two add up to the file's size. */
+static la_ssize_t read_file(struct archive *a, void *priv, const void **buf)
+{
+	struct layer_src *src = priv;
+	uint64_t before = src->read;
+	ssize_t n;
+
+	do
+		n = read(src->fd, src->chunk, READ_CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		archive_set_error(a, errno, "%s: %s", src->file, strerror(errno));
+		return -1;
+	}
+	src->read += n;
+	progress_advance(src->bar, src->read / 2 - before / 2);
+	*buf = src->chunk;
+	return n;
+}
+
+static int open_src(struct layer_src *src, struct archive **out)
 {
 	struct archive *a = archive_read_new();
 	int r;
@@ -584,8 +615,12 @@ static int open_src(const struct layer_src *src, struct archive **out)
 		return cove_fail(-ENOMEM, "layer: out of memory");
 	archive_read_support_filter_all(a);
 	archive_read_support_format_tar(a);
+	if (src->file && lseek(src->fd, 0, SEEK_SET) < 0) {
+		archive_read_free(a);
+		return cove_fail(-errno, "layer: %s: %s", src->file, strerror(errno));
+	}
 	if (src->file)
-		r = archive_read_open_filename(a, src->file, 1 << 16);
+		r = archive_read_open(a, src, NULL, read_file, NULL);
 	else
 		r = archive_read_open_memory(a, src->buf, src->len);
 	if (r != ARCHIVE_OK) {
@@ -597,7 +632,7 @@ static int open_src(const struct layer_src *src, struct archive **out)
 	return 0;
 }
 
-static int apply_pass(struct layer_ext4 *b, const struct layer_src *src, bool whiteouts)
+static int apply_pass(struct layer_ext4 *b, struct layer_src *src, bool whiteouts)
 {
 	struct archive_entry *e;
 	struct archive *a = NULL;
@@ -633,16 +668,29 @@ static int apply_pass(struct layer_ext4 *b, const struct layer_src *src, bool wh
 	return err;
 }
 
-static int apply(struct layer_ext4 *b, const struct layer_src *src)
+static int apply(struct layer_ext4 *b, struct layer_src *src)
 {
 	return apply_pass(b, src, true) ?: apply_pass(b, src, false);
 }
 
-int layer_ext4_apply_file(struct layer_ext4 *b, const char *layer_path)
+int layer_ext4_apply_file(struct layer_ext4 *b, const char *layer_path, struct progress *bar)
 {
-	struct layer_src src = { .file = layer_path };
+	struct layer_src src = { .file = layer_path, .bar = bar };
+	struct stat st;
+	int err;
 
-	return apply(b, &src);
+	src.fd = open(layer_path, O_RDONLY | O_CLOEXEC);
+	if (src.fd < 0)
+		return cove_fail(-errno, "layer: %s: %s", layer_path, strerror(errno));
+	src.chunk = malloc(READ_CHUNK);
+	err = src.chunk ? apply(b, &src) : cove_fail(-ENOMEM, "layer: out of memory");
+	/* libarchive may stop short of the end (padding, a compressed
+	 * stream's trailer): the bar ends full all the same */
+	if (!err && fstat(src.fd, &st) == 0 && (uint64_t)st.st_size > src.read / 2)
+		progress_advance(bar, st.st_size - src.read / 2);
+	free(src.chunk);
+	close(src.fd);
+	return err;
 }
 
 int layer_ext4_apply_mem(struct layer_ext4 *b, const void *buf, size_t len)

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "progress.h"
+
 #define LAYER_EXT4_MIN_SIZE	(8ull << 20)
 
 struct layer_ext4;
@@ -16,7 +18,8 @@ struct layer_ext4;
  * 0 with *out, or -errno with cove_fail's message (and no file left). */
 int layer_ext4_create(const char *path, uint64_t size, struct layer_ext4 **out);
 
-/* Apply one layer, from a file or from memory: first its whiteouts
+/* Apply one layer, from a file (bar, when not NULL, advancing to the
+ * file's size as it is read) or from memory: first its whiteouts
  * (".wh.NAME" removes NAME, ".wh..wh..opq" empties the directory) against
  * the layers below, then its entries (files, directories, symlinks,
  * hardlinks, devices, fifos; owner, mode, mtime, xattrs kept). Missing
@@ -26,7 +29,7 @@ int layer_ext4_create(const char *path, uint64_t size, struct layer_ext4 **out);
  * taken relative to the image root.
  * 0 or -errno with cove_fail's message; after an error the image is only
  * fit for layer_ext4_abort. */
-int layer_ext4_apply_file(struct layer_ext4 *b, const char *layer_path);
+int layer_ext4_apply_file(struct layer_ext4 *b, const char *layer_path, struct progress *bar);
 int layer_ext4_apply_mem(struct layer_ext4 *b, const void *buf, size_t len);
 
 /* Write everything out and free b. 0 or -errno with cove_fail's message. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -19,6 +20,7 @@
 
 #include "layer_ext4.h"
 #include "log.h"
+#include "progress.h"
 
 #define MTIME	1700000000
 
@@ -470,6 +472,104 @@ static void test_not_a_tar(void **state)
 	assert_int_equal(layer_ext4_apply_mem(f->b, zeros, sizeof(zeros)), 0);
 }
 
+/* Write t to a file beside the image; its path into path. */
+static void tar_to_file(struct fixture *f, struct tar *t, char *path, size_t size)
+{
+	FILE *out;
+
+	snprintf(path, size, "%s.layer", f->path);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	assert_int_equal(fwrite(t->buf, 1, t->used, out), t->used);
+	assert_int_equal(fclose(out), 0);
+	free(t->buf);
+}
+
+/* A layer read from a file, in both passes (its whiteout, then its
+ * files), its bar advanced by exactly the file's size. */
+static void test_from_file(void **state)
+{
+	struct fixture *f = *state;
+	size_t big_len = 300 << 10;
+	char *big = malloc(big_len), path[128];
+	struct progress bar;
+	struct ext2_inode in;
+	ext2_filsys fs;
+	struct stat st;
+	struct tar t;
+	FILE *null;
+	uint32_t x = 2463534242u;
+
+	assert_non_null(big);
+	for (size_t i = 0; i < big_len; i++) {	/* xorshift: gzip cannot squeeze it */
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		big[i] = (char)x;
+	}
+	tar_begin(&t, PLAIN);
+	file(&t, "gone", "lower");
+	tar_end(&t);
+	assert_int_equal(apply(f, &t), 0);
+	tar_begin(&t, GZIP);
+	file(&t, ".wh.gone", "");
+	tar_add(&t, "big", AE_IFREG, 0644, big, big_len, NULL);
+	file(&t, "small", "from a file");
+	tar_end(&t);
+	free(big);
+	tar_to_file(f, &t, path, sizeof(path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > (off_t)big_len);
+	null = fopen("/dev/null", "w");
+	assert_non_null(null);
+	progress_init(&bar, null);
+	progress_begin(&bar, "layer", "unpacking", NULL, st.st_size);
+	assert_int_equal(layer_ext4_apply_file(f->b, path, &bar), 0);
+	assert_int_equal(bar.done, st.st_size);
+	progress_end(&bar, NULL);
+	/* again, without a bar */
+	assert_int_equal(layer_ext4_apply_file(f->b, path, NULL), 0);
+	/* a plain tar padded far past its end, which libarchive leaves unread:
+	 * the bar still ends at the file's size */
+	tar_begin(&t, PLAIN);
+	file(&t, "padded", "p");
+	tar_end(&t);
+	tar_to_file(f, &t, path, sizeof(path));
+	assert_int_equal(truncate(path, 1 << 20), 0);
+	progress_init(&bar, null);
+	progress_begin(&bar, "layer", "unpacking", NULL, 1 << 20);
+	assert_int_equal(layer_ext4_apply_file(f->b, path, &bar), 0);
+	assert_int_equal(bar.done, 1 << 20);
+	progress_end(&bar, NULL);
+	fclose(null);
+	unlink(path);
+	fs = finish(f);
+	assert_int_equal(find(fs, "gone", NULL, NULL), -ENOENT);
+	assert_int_equal(find(fs, "big", &in, NULL), 0);
+	assert_int_equal(EXT2_I_SIZE(&in), big_len);
+	assert_content(fs, "small", "from a file");
+	assert_content(fs, "padded", "p");
+	ext2fs_close_free(&fs);
+}
+
+static void test_from_file_refused(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	FILE *out;
+
+	snprintf(path, sizeof(path), "%s.missing", f->path);
+	assert_int_equal(layer_ext4_apply_file(f->b, path, NULL), -ENOENT);
+	assert_non_null(strstr(cove_last_error(), "No such file"));
+	snprintf(path, sizeof(path), "%s.junk", f->path);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	fputs("this is not a tar archive, not at all; just some words.", out);
+	fclose(out);
+	assert_int_equal(layer_ext4_apply_file(f->b, path, NULL), -EINVAL);
+	unlink(path);
+}
+
 static void test_disk_full(void **state)
 {
 	struct fixture *f = *state;
@@ -509,6 +609,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_whiteout_through_symlink_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_links_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_tar, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_from_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_from_file_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 	};
 
