@@ -45,19 +45,22 @@ static void draw(struct progress *p, const char *text, bool last)
 	if (!text) {
 		double frac = p->total ? (p->done >= p->total ? 1 : (double)p->done / p->total) : 0;
 
-		human_size(p->done, done, sizeof(done));
-		if (p->total)
-			figs_len = snprintf(figs, sizeof(figs), " %3u%% %s/%s", (unsigned)(frac * 100),
-					    done, human_size(p->total, total, sizeof(total)));
-		else
-			figs_len = snprintf(figs, sizeof(figs), " %s", done);
 		/* the rate once there is time enough for it to mean something */
-		if (secs >= RATE_MIN_SECS && figs_len < sizeof(figs)) {
+		rate[0] = '\0';
+		if (secs >= RATE_MIN_SECS) {
 			double r = p->done / secs;
 
-			figs_len += snprintf(figs + figs_len, sizeof(figs) - figs_len, " %s/s",
-					     human_size(r < 1e18 ? r : 1e18, rate, sizeof(rate)));
+			human_size(r < 1e18 ? r : 1e18, rate, sizeof(rate) - 2);
+			strcat(rate, "/s");
 		}
+		/* fixed widths, so that the bar does not jump as figures change */
+		human_size(p->done, done, sizeof(done));
+		if (p->total)
+			figs_len = snprintf(figs, sizeof(figs), " %3u%% %6s/%-6s %8s",
+					    (unsigned)(frac * 100), done,
+					    human_size(p->total, total, sizeof(total)), rate);
+		else
+			figs_len = snprintf(figs, sizeof(figs), " %6s %8s", done, rate);
 		figs_len = figs_len < sizeof(figs) ? figs_len : sizeof(figs) - 1;
 		/* " [" bar "]" in what the text and figures leave */
 		if (p->total && len + 3 + BAR_MIN + figs_len <= cols) {
@@ -81,6 +84,8 @@ static void draw(struct progress *p, const char *text, bool last)
 	}
 	if (len > cols)
 		len = cols;
+	while (len && line[len - 1] == ' ')	/* the room kept for a rate not shown */
+		len--;
 	line[len] = '\0';
 	/* one write per redraw: "\r", the line, erase what an older, longer one left */
 	fprintf(p->f, "\r%s\033[K%s", line, last ? "\n" : "");
