@@ -138,21 +138,30 @@ static void test_pipe_plain_lines(void **state)
 			    LABEL ": unpacking (layer 1 of 1, 1kB)\n");
 }
 
+/* One download of total bytes on a pty of cols columns, advanced by a then
+ * b, ended with text end; what the terminal got. */
+static const char *one_item(struct term *t, unsigned short cols, uint64_t total, uint64_t a,
+			    uint64_t b, const char *end)
+{
+	struct progress p;
+
+	term_open(t, cols);
+	progress_init(&p, t->f);
+	assert_true(p.bars);
+	progress_begin(&p, DIGEST, "downloading", "not on a terminal", total);
+	progress_advance(&p, a);
+	progress_advance(&p, b);
+	progress_end(&p, end);
+	return term_close(t);
+}
+
 static void test_pty_bar(void **state)
 {
 	struct term t;
-	struct progress p;
-	const char *out;
+	const char *out = one_item(&t, 100, 1000, 400, 20, NULL);
 	char bar[128];
 
 	(void)state;
-	term_open(&t, 100);
-	progress_init(&p, t.f);
-	assert_true(p.bars);
-	progress_begin(&p, DIGEST, "downloading", "not on a terminal", 1000);
-	progress_advance(&p, 420);
-	progress_end(&p, NULL);
-	out = term_close(&t);
 	assert_non_null(strchr(out, '\r'));
 	assert_true(t.erases >= 2);
 	assert_non_null(strstr(out, LABEL ": downloading ["));
@@ -171,54 +180,33 @@ static void test_pty_bar(void **state)
 static void test_pty_final_text(void **state)
 {
 	struct term t;
-	struct progress p;
 
 	(void)state;
-	term_open(&t, 80);
-	progress_init(&p, t.f);
-	progress_begin(&p, DIGEST, "copying", NULL, 1000);
-	progress_advance(&p, 1000);
-	progress_end(&p, "copied 1kB");
-	assert_string_equal(last_redraw(term_close(&t)), "\r" LABEL ": copied 1kB\r\n");
+	assert_string_equal(last_redraw(one_item(&t, 80, 1000, 1000, 0, "downloaded 1kB")),
+			    "\r" LABEL ": downloaded 1kB\r\n");
 }
 
 /* Size unknown: the bytes and no percentage, no bar. */
 static void test_pty_unknown_size(void **state)
 {
 	struct term t;
-	struct progress p;
-	const char *out;
+	const char *out = one_item(&t, 80, 0, 12345, 0, NULL);
 
 	(void)state;
-	term_open(&t, 80);
-	progress_init(&p, t.f);
-	progress_begin(&p, "layer", "reading", NULL, 0);
-	progress_advance(&p, 12345);
-	progress_end(&p, NULL);
-	out = term_close(&t);
-	assert_non_null(strstr(out, "layer: reading 12.3kB"));
+	assert_non_null(strstr(out, LABEL ": downloading 12.3kB"));
 	assert_null(strchr(out, '%'));
 	assert_null(strchr(out, '['));
 	assert_int_equal(out[t.len - 1], '\n');
 }
 
-/* Past the total (and at the edge of uint64_t): 100%, a full bar, no wider. */
+/* Past the total (to the edge of uint64_t): 100%, a full bar, no wider. */
 static void test_pty_past_total(void **state)
 {
 	struct term t;
-	struct progress p;
-	const char *out;
+	const char *out = one_item(&t, 90, 100, 1000, UINT64_MAX, NULL);
 	char bar[128];
 
 	(void)state;
-	term_open(&t, 90);
-	progress_init(&p, t.f);
-	progress_begin(&p, DIGEST, "downloading", NULL, 100);
-	progress_advance(&p, 1000);
-	progress_advance(&p, UINT64_MAX);
-	assert_int_equal(p.done, UINT64_MAX);
-	progress_end(&p, NULL);
-	out = term_close(&t);
 	assert_non_null(strstr(out, "100%"));
 	assert_fits(out, 90);
 	last_bar(out, bar, sizeof(bar));
@@ -229,16 +217,9 @@ static void test_pty_past_total(void **state)
 static void test_pty_narrow(void **state)
 {
 	struct term t;
-	struct progress p;
-	const char *out;
+	const char *out = one_item(&t, 20, 1000, 500, 0, NULL);
 
 	(void)state;
-	term_open(&t, 20);
-	progress_init(&p, t.f);
-	progress_begin(&p, DIGEST, "downloading", NULL, 1000);
-	progress_advance(&p, 500);
-	progress_end(&p, NULL);
-	out = term_close(&t);
 	assert_non_null(strstr(out, "\r" LABEL "\r"));
 	assert_fits(out, 20);
 }
