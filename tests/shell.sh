@@ -33,7 +33,8 @@ vmm=(build/cove-vmm --kernel "$K/bzImage" --initrd build/guest/shell.cpio
 	--cpus 2 --memory 512 --cmdline "console=ttyS0 reboot=k panic=-1 quiet")
 
 leave="cove shell: type poweroff (or exit) to leave the guest, Ctrl-A x to stop the monitor"
-if [[ -c /dev/kvm ]]; then
+# a hardware-assisted /dev/kvm (see tests/nested/run), else the L1
+if [[ -c /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
 	echo "$leave"
 	exec "${vmm[@]}"
 fi

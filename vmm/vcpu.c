@@ -96,6 +96,33 @@ static void handle_system_event(struct vcpu *v)
 	}
 }
 
+/* What KVM could not do, with its data words and where the guest was:
+ * enough to find the instruction (an emulation failure carries its bytes). */
+static void log_internal_error(struct vcpu *v, const char *name)
+{
+	const struct kvm_run *run = v->run;
+	char words[16 * 19 + 1] = "";
+	unsigned n = run->internal.ndata;
+	size_t len = 0;
+
+	if (n > sizeof(run->internal.data) / sizeof(run->internal.data[0]))
+		n = sizeof(run->internal.data) / sizeof(run->internal.data[0]);
+	for (unsigned i = 0; i < n; i++)
+		len += snprintf(words + len, sizeof(words) - len, " %llx",
+				(unsigned long long)run->internal.data[i]);
+#ifdef __x86_64__
+	struct kvm_regs r;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) == 0) {
+		log_msg(name, "KVM_EXIT_INTERNAL_ERROR: suberror %u at rip 0x%llx, data:%s",
+			run->internal.suberror, (unsigned long long)r.rip, words);
+		return;
+	}
+#endif
+	log_msg(name, "KVM_EXIT_INTERNAL_ERROR: suberror %u, data:%s", run->internal.suberror,
+		words);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -156,7 +183,7 @@ static void *vcpu_thread(void *arg)
 			vm_request_exit(vm, COVE_EXIT_ERROR, -EIO);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
-			log_msg(name, "KVM_EXIT_INTERNAL_ERROR: suberror %u", run->internal.suberror);
+			log_internal_error(v, name);
 			vm_request_exit(vm, COVE_EXIT_ERROR, -EIO);
 			break;
 		default:
