@@ -54,6 +54,7 @@
 #define OUT_HIGH		(4 * AGENT_DATA_MAX)	/* unsent bytes before outputs wait */
 #define IN_QUEUE_MAX		(4 * AGENT_DATA_MAX)	/* stdin bytes held for the command */
 #define ENV_MAX			(AGENT_ENVC_MAX + 8)
+#define INIT_READY_MS		180000	/* a systemd booting under emulation */
 #define ROOT_PATH	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define USER_PATH	"/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 
@@ -245,16 +246,21 @@ static int spawn(char *const argv[])
 	return err;
 }
 
+/* The running init's executable into exe; its file name returned. */
+static const char *init_exe(char exe[PATH_MAX])
+{
+	ssize_t n = readlink("/proc/1/exe", exe, PATH_MAX - 1);
+
+	exe[n > 0 ? n : 0] = '\0';
+	return strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+}
+
 static void serve_poweroff(int fd, struct agent_wbuf *w)
 {
-	char exe[PATH_MAX] = "";
-	ssize_t n = readlink("/proc/1/exe", exe, sizeof(exe) - 1);
-	const char *base;
+	char exe[PATH_MAX];
+	const char *base = init_exe(exe);
 	int err;
 
-	if (n > 0)
-		exe[n] = '\0';
-	base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
 	if (strstr(base, "systemd")) {
 		err = kill(1, SIGRTMIN + 4) ? -errno : 0;
 	} else if (!strcmp(base, "busybox")) {
@@ -739,6 +745,32 @@ static void pump(struct session *s)
 	_exit(0);
 }
 
+/* The agent starts before the image's init; a command run right after
+ * boot must still find what that init provides. For systemd: its private
+ * socket (root's systemctl) and, when D-Bus is installed, the system bus
+ * (everyone else's systemctl, sudo's session). Bounded: a broken boot
+ * still gets its commands. */
+static void wait_init_ready(void)
+{
+	static const char *const buses[] = { "/usr/bin/dbus-daemon", "/usr/bin/dbus-broker",
+					      "/bin/dbus-daemon" };
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	int64_t deadline = now_ms() + INIT_READY_MS;
+	bool dbus = false;
+	char exe[PATH_MAX];
+
+	/* the shim (an unlinked /init) is about to exec the image's init */
+	while (strstr(init_exe(exe), "(deleted)") && now_ms() < deadline)
+		nanosleep(&ts, NULL);
+	if (!strstr(init_exe(exe), "systemd"))
+		return;
+	for (size_t i = 0; i < sizeof(buses) / sizeof(buses[0]); i++)
+		dbus = dbus || access(buses[i], X_OK) == 0;
+	while ((access("/run/systemd/private", F_OK) ||
+		(dbus && access("/run/dbus/system_bus_socket", F_OK))) && now_ms() < deadline)
+		nanosleep(&ts, NULL);
+}
+
 static void serve_exec(int fd, struct agent_wbuf *w, struct agent_rbuf *r,
 		       const struct agent_exec_msg *m)
 {
@@ -751,6 +783,7 @@ static void serve_exec(int fd, struct agent_wbuf *w, struct agent_rbuf *r,
 	struct user u;
 	int err;
 
+	wait_init_ready();
 	err = find_user(m, &u);
 	if (err)
 		refuse(fd, w, -err, "user %s: %s", m->user,

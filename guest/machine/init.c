@@ -969,6 +969,20 @@ static int add_line(const char *path, const char *line, mode_t mode)
 }
 
 /* Copy the tree src into dst (dst exists), owned by the user. */
+static bool empty_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool empty = true;
+
+	if (!d)
+		return false;
+	while (empty && (e = readdir(d)))
+		empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+	closedir(d);
+	return empty;
+}
+
 static void copy_tree(const char *src, const char *dst)
 {
 	DIR *d = opendir(src);
@@ -1019,19 +1033,28 @@ static void copy_tree(const char *src, const char *dst)
 	closedir(d);
 }
 
+/* With cove.homemount=none, a home of the machine's own: made from
+ * /etc/skel when missing, or when it is the empty root-owned mountpoint a
+ * boot with a shared home left (the setting changed since). Every boot. */
 static void local_home(void)
 {
 	char parent[USERS_PATH_MAX];
-	int err;
+	struct stat st;
+	int err = 0;
 
-	if (P.homemount != HOME_NONE || !P.home[0] || access(P.home, F_OK) == 0)
+	if (P.homemount != HOME_NONE || !P.home[0] || !P.user[0])
 		return;
-	snprintf(parent, sizeof(parent), "%s", P.home);
-	*strrchr(parent, '/') = '\0';
-	err = parent[0] ? mkdirs(parent) : 0;
-	if (!err && mkdir(P.home, 0700) < 0)
-		err = -errno;
-	if (!err && chown(P.home, P.uid, P.gid) < 0)
+	if (lstat(P.home, &st) == 0) {
+		if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || P.uid == 0 || !empty_dir(P.home))
+			return;
+	} else {
+		snprintf(parent, sizeof(parent), "%s", P.home);
+		*strrchr(parent, '/') = '\0';
+		err = parent[0] ? mkdirs(parent) : 0;
+		if (!err && mkdir(P.home, 0700) < 0)
+			err = -errno;
+	}
+	if (!err && (chown(P.home, P.uid, P.gid) < 0 || chmod(P.home, 0700) < 0))
 		err = -errno;
 	if (err) {
 		say("cove-init: home %s: %s", P.home, strerror(-err));
@@ -1137,7 +1160,6 @@ static int provision_user(void)
 	if (err)
 		goto out;
 	provision_sudo();
-	local_home();
 out:
 	text_free(&pw);
 	return err;
@@ -1305,6 +1327,7 @@ int main(int argc, char **argv)
 	set_network();
 	mount_shares();
 	provision();
+	local_home();
 	start_agent(agent);
 
 	argv[0] = "/sbin/init";
