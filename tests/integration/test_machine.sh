@@ -160,7 +160,7 @@ machine_state() {
 machine_cleanup() {
 	local n
 	for n in $(mc m ls -q 2>/dev/null); do
-		mc rm -f "$n" >/dev/null 2>&1
+		mc m rm -f "$n" >/dev/null 2>&1 || true
 	done
 	return 0
 }
