@@ -1,5 +1,6 @@
 #include "virtio_blk.h"
 
+#include <assert.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "evloop.h"
+#include "inflight.h"
 #include "iov.h"
 #include "log.h"
 #include "virtio_dev.h"
@@ -41,10 +43,9 @@ struct dwz_range {
 };
 
 struct vblk_req {
+	struct inflight_link link;	/* first (virtio/inflight.h) */
 	struct evloop_handler h;
 	struct vblk *blk;
-	struct vblk_req *prev, *next;	/* in flight (or the free list) */
-	bool orphan;			/* the device was reset meanwhile */
 	uint16_t q;
 	uint32_t type;
 	uint8_t *status;		/* host pointer to the status byte */
@@ -64,6 +65,8 @@ struct vblk_req {
 	struct iovec data[VIRTQ_MAX_SEGS];
 	struct virtq_elem elem;
 };
+static_assert(offsetof(struct vblk_req, link) == 0, "the inflight link comes first");
+
 
 struct vblk {
 	struct virtio_dev dev;		/* first */
@@ -71,10 +74,8 @@ struct vblk {
 	bool readonly;
 	uint64_t capacity;		/* sectors */
 	uint8_t config[VBLK_CONFIG_SIZE];
-	struct vblk_req inflight;	/* list head */
-	unsigned nactive;		/* in flight and not orphaned */
+	struct inflight reqs;
 	bool stalled;			/* stopped popping at the in-flight limit */
-	struct vblk_req *free_reqs;
 	unsigned log_budget;
 };
 
@@ -87,46 +88,14 @@ static struct vblk *to_blk(struct virtio_dev *d)
 
 static struct vblk_req *req_get(struct vblk *b)
 {
-	struct vblk_req *r = b->free_reqs;
+	struct vblk_req *r = inflight_get(&b->reqs);
 
-	if (r)
-		b->free_reqs = r->next;
-	else
-		r = malloc(sizeof(*r));
 	if (!r)
 		return NULL;
 	r->blk = b;
-	r->prev = r->next = NULL;
-	r->orphan = false;
 	r->status = NULL;
 	r->used_len = 0;
 	return r;
-}
-
-static void req_put(struct vblk_req *r)
-{
-	struct vblk *b = r->blk;
-
-	r->next = b->free_reqs;
-	b->free_reqs = r;
-}
-
-static void list_add(struct vblk *b, struct vblk_req *r)
-{
-	b->nactive++;
-	r->next = b->inflight.next;
-	r->prev = &b->inflight;
-	b->inflight.next->prev = r;
-	b->inflight.next = r;
-	__atomic_fetch_add(&b->dev.inflight, 1, __ATOMIC_RELEASE);
-}
-
-static void list_del(struct vblk *b, struct vblk_req *r)
-{
-	r->prev->next = r->next;
-	r->next->prev = r->prev;
-	r->prev = r->next = NULL;
-	__atomic_fetch_sub(&b->dev.inflight, 1, __ATOMIC_RELEASE);
 }
 
 /* Answer the request: status byte, used ring, counters. */
@@ -154,11 +123,11 @@ static void req_complete(struct vblk_req *r, uint8_t status)
 	struct vblk *b = r->blk;
 	uint16_t q = r->q;
 
-	list_del(b, r);
-	b->nactive--;
+	inflight_del(&b->reqs, r);
+	b->reqs.nactive--;
 	req_finish(r, status);
 	virtio_dev_notify(&b->dev, &b->dev.vqs[q]);
-	req_put(r);
+	inflight_put(&b->reqs, r);
 	if (b->stalled) {
 		b->stalled = false;
 		vblk_queue_notify(&b->dev, q);
@@ -169,10 +138,10 @@ static void req_complete(struct vblk_req *r, uint8_t status)
  * memory or the rings any more. True when r was orphaned (and is gone). */
 static bool req_orphaned(struct vblk_req *r)
 {
-	if (!r->orphan)
+	if (!r->link.orphan)
 		return false;
-	list_del(r->blk, r);
-	req_put(r);
+	inflight_del(&r->blk->reqs, r);
+	inflight_put(&r->blk->reqs, r);
 	return true;
 }
 
@@ -405,14 +374,14 @@ static bool req_start(struct vblk *b, struct vblk_req *r)
 		r->cur = r->data;
 		r->off = sector << SECTOR_SHIFT;
 		r->left = data;
-		list_add(b, r);
+		inflight_add(&b->reqs, r);
 		submit_rw(r);
 		return false;
 
 	case VIRTIO_BLK_T_FLUSH: {
 		struct io_uring_sqe *sqe;
 		r->used_len = 1;
-		list_add(b, r);
+		inflight_add(&b->reqs, r);
 		sqe = evloop_sqe(b->dev.loop, &r->h);
 		r->h.cb = flush_done;
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
@@ -445,7 +414,7 @@ static bool req_start(struct vblk *b, struct vblk_req *r)
 			goto done;
 		r->range = 0;
 		r->step = type == VIRTIO_BLK_T_DISCARD || r->ranges[0].unmap ? DWZ_PUNCH : DWZ_ZERO;
-		list_add(b, r);
+		inflight_add(&b->reqs, r);
 		submit_dwz(r);
 		return false;
 
@@ -459,7 +428,7 @@ done_err:
 	st = VIRTIO_BLK_S_IOERR;
 done:
 	req_finish(r, st);
-	req_put(r);
+	inflight_put(&b->reqs, r);
 	return true;
 }
 
@@ -476,7 +445,7 @@ static void vblk_queue_notify(struct virtio_dev *d, uint32_t q)
 		/* A driver has at most a queue's worth of requests out; one
 		 * that republishes heads early must not make us allocate
 		 * without bound. Go on when one completes. */
-		if (b->nactive >= vq->size) {
+		if (b->reqs.nactive >= vq->size) {
 			b->stalled = true;
 			break;
 		}
@@ -488,7 +457,7 @@ static void vblk_queue_notify(struct virtio_dev *d, uint32_t q)
 		}
 		got = virtio_dev_pop(d, vq, &r->elem);
 		if (got <= 0 && got != -E2BIG) {
-			req_put(r);
+			inflight_put(&b->reqs, r);
 			break;
 		}
 		r->q = q;
@@ -496,7 +465,7 @@ static void vblk_queue_notify(struct virtio_dev *d, uint32_t q)
 			log_ratelimited(&b->log_budget, d->name,
 					"request with more than %d buffers", VIRTQ_MAX_SEGS);
 			req_finish(r, VIRTIO_BLK_S_IOERR);	/* no status pointer: len 0 */
-			req_put(r);
+			inflight_put(&b->reqs, r);
 			answered = true;
 			continue;
 		}
@@ -520,9 +489,7 @@ static void vblk_reset(struct virtio_dev *d)
 
 	/* In-flight I/O cannot be recalled: its completions find the
 	 * requests orphaned and only recycle them. */
-	for (struct vblk_req *r = b->inflight.next; r != &b->inflight; r = r->next)
-		r->orphan = true;
-	b->nactive = 0;
+	inflight_orphan_all(&b->reqs);
 	b->stalled = false;
 }
 
@@ -530,17 +497,7 @@ static void vblk_destroy(struct virtio_dev *d)
 {
 	struct vblk *b = to_blk(d);
 
-	/* The loop has stopped: no completion will come for what is left. */
-	while (b->inflight.next != &b->inflight) {
-		struct vblk_req *r = b->inflight.next;
-		list_del(b, r);
-		free(r);
-	}
-	while (b->free_reqs) {
-		struct vblk_req *r = b->free_reqs;
-		b->free_reqs = r->next;
-		free(r);
-	}
+	inflight_free(&b->reqs);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
@@ -638,7 +595,7 @@ int vblk_open(const char *path, bool readonly, struct virtio_dev **out)
 	b->fd = fd;
 	b->readonly = readonly;
 	b->capacity = size >> SECTOR_SHIFT;
-	b->inflight.next = b->inflight.prev = &b->inflight;
+	inflight_init(&b->reqs, &b->dev, sizeof(struct vblk_req));
 	fill_config(b);
 	*out = &b->dev;
 	return 0;

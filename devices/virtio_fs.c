@@ -1,5 +1,6 @@
 #include "virtio_fs.h"
 
+#include <assert.h>
 #include <endian.h>
 #include <linux/fuse.h>
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "evloop.h"
+#include "inflight.h"
 #include "iov.h"
 #include "log.h"
 #include "virtio_dev.h"
@@ -18,10 +20,9 @@
 	((type *)((char *)(ptr) - offsetof(type, member)))
 
 struct vfs_req {
+	struct inflight_link link;	/* first (virtio/inflight.h) */
 	struct evloop_handler h;
 	struct vfs *fs;
-	struct vfs_req *prev, *next;	/* in flight (or the free list) */
-	bool orphan;			/* the device was reset meanwhile */
 	uint16_t q;
 	uint32_t done;			/* bytes transferred so far */
 	struct iovec *cur;		/* what is left of io.iov */
@@ -29,15 +30,15 @@ struct vfs_req {
 	struct fuse_io io;
 	struct virtq_elem elem;
 };
+static_assert(offsetof(struct vfs_req, link) == 0, "the inflight link comes first");
+
 
 struct vfs {
 	struct virtio_dev dev;		/* first */
 	struct fuse_server *srv;
 	uint8_t config[VFS_CONFIG_SIZE];
-	struct vfs_req inflight;	/* list head */
-	unsigned nactive;		/* in flight and not orphaned */
+	struct inflight reqs;
 	bool stalled;			/* stopped popping at the in-flight limit */
-	struct vfs_req *free_reqs;
 };
 
 static struct vfs *to_fs(struct virtio_dev *d)
@@ -47,45 +48,13 @@ static struct vfs *to_fs(struct virtio_dev *d)
 
 static struct vfs_req *req_get(struct vfs *fs)
 {
-	struct vfs_req *r = fs->free_reqs;
+	struct vfs_req *r = inflight_get(&fs->reqs);
 
-	if (r)
-		fs->free_reqs = r->next;
-	else
-		r = malloc(sizeof(*r));
 	if (!r)
 		return NULL;
 	r->fs = fs;
-	r->prev = r->next = NULL;
-	r->orphan = false;
 	r->done = 0;
 	return r;
-}
-
-static void req_put(struct vfs_req *r)
-{
-	struct vfs *fs = r->fs;
-
-	r->next = fs->free_reqs;
-	fs->free_reqs = r;
-}
-
-static void list_add(struct vfs *fs, struct vfs_req *r)
-{
-	fs->nactive++;
-	r->next = fs->inflight.next;
-	r->prev = &fs->inflight;
-	fs->inflight.next->prev = r;
-	fs->inflight.next = r;
-	__atomic_fetch_add(&fs->dev.inflight, 1, __ATOMIC_RELEASE);
-}
-
-static void list_del(struct vfs *fs, struct vfs_req *r)
-{
-	r->prev->next = r->next;
-	r->next->prev = r->prev;
-	r->prev = r->next = NULL;
-	__atomic_fetch_sub(&fs->dev.inflight, 1, __ATOMIC_RELEASE);
 }
 
 /* Give the chain back with len reply bytes; count it. */
@@ -115,10 +84,10 @@ static void io_done(struct evloop_handler *h, int res, uint32_t flags)
 	uint16_t q = r->q;
 
 	(void)flags;
-	if (r->orphan) {
+	if (r->link.orphan) {
 		fuse_io_drop(fs->srv, io);
-		list_del(fs, r);
-		req_put(r);
+		inflight_del(&fs->reqs, r);
+		inflight_put(&fs->reqs, r);
 		return;
 	}
 	if (res == -EAGAIN || res == -EINTR) {
@@ -140,12 +109,12 @@ static void io_done(struct evloop_handler *h, int res, uint32_t flags)
 		log_ratelimited(&fs->dev.log_budget, fs->dev.name, "%s: %s",
 				io->op == FUSE_IO_READ ? "read" : io->op == FUSE_IO_WRITE ?
 				"write" : "fsync", strerror(-res));
-	list_del(fs, r);
-	fs->nactive--;
+	inflight_del(&fs->reqs, r);
+	fs->reqs.nactive--;
 	req_answer(r, fuse_io_done(fs->srv, io, res, r->elem.iov + r->elem.nread,
 				   r->elem.nwrite));
 	virtio_dev_notify(&fs->dev, &fs->dev.vqs[q]);
-	req_put(r);
+	inflight_put(&fs->reqs, r);
 	if (fs->stalled) {
 		fs->stalled = false;
 		vfs_queue_notify(&fs->dev, q);
@@ -181,18 +150,18 @@ static bool req_start(struct vfs *fs, struct vfs_req *r)
 	if (res == -EINPROGRESS) {
 		r->cur = r->io.iov;
 		r->ncur = r->io.niov;
-		list_add(fs, r);
+		inflight_add(&fs->reqs, r);
 		submit_io(r);
 		return true;
 	}
 	if (res == -EPROTO) {
 		virtio_dev_fail(&fs->dev, "queue %u: request of %u bytes with %u bytes for the reply",
 				r->q, e->read_len, e->write_len);
-		req_put(r);
+		inflight_put(&fs->reqs, r);
 		return false;
 	}
 	req_answer(r, res);
-	req_put(r);
+	inflight_put(&fs->reqs, r);
 	return true;
 }
 
@@ -207,7 +176,7 @@ static void vfs_queue_notify(struct virtio_dev *d, uint32_t q)
 		int got;
 
 		/* A driver has at most a queue's worth of requests out. */
-		if (fs->nactive >= vq->size) {
+		if (fs->reqs.nactive >= vq->size) {
 			fs->stalled = true;
 			break;
 		}
@@ -218,7 +187,7 @@ static void vfs_queue_notify(struct virtio_dev *d, uint32_t q)
 		}
 		got = virtio_dev_pop(d, vq, &r->elem);
 		if (got <= 0 && got != -E2BIG) {
-			req_put(r);
+			inflight_put(&fs->reqs, r);
 			break;
 		}
 		r->q = q;
@@ -226,7 +195,7 @@ static void vfs_queue_notify(struct virtio_dev *d, uint32_t q)
 			virtio_dev_guest_error(d, "request with more than %d buffers",
 					       VIRTQ_MAX_SEGS);
 			req_answer(r, 0);
-			req_put(r);
+			inflight_put(&fs->reqs, r);
 			answered = true;
 			continue;
 		}
@@ -251,9 +220,7 @@ static void vfs_reset(struct virtio_dev *d)
 
 	/* In-flight I/O cannot be recalled: its completions find the
 	 * requests orphaned and only release them. */
-	for (struct vfs_req *r = fs->inflight.next; r != &fs->inflight; r = r->next)
-		r->orphan = true;
-	fs->nactive = 0;
+	inflight_orphan_all(&fs->reqs);
 	fs->stalled = false;
 	fuse_server_reset(fs->srv);
 }
@@ -262,17 +229,7 @@ static void vfs_destroy(struct virtio_dev *d)
 {
 	struct vfs *fs = to_fs(d);
 
-	/* The loop has stopped: no completion will come for what is left. */
-	while (fs->inflight.next != &fs->inflight) {
-		struct vfs_req *r = fs->inflight.next;
-		list_del(fs, r);
-		free(r);
-	}
-	while (fs->free_reqs) {
-		struct vfs_req *r = fs->free_reqs;
-		fs->free_reqs = r->next;
-		free(r);
-	}
+	inflight_free(&fs->reqs);
 	fuse_server_destroy(fs->srv);
 	free(fs);
 }
@@ -310,7 +267,7 @@ int vfs_open(const char *tag, const char *dir, bool readonly, enum fuse_cache ca
 	}
 	fs->dev.ops = &vfs_ops;
 	fs->dev.irqfd = -1;
-	fs->inflight.next = fs->inflight.prev = &fs->inflight;
+	inflight_init(&fs->reqs, &fs->dev, sizeof(struct vfs_req));
 	memcpy(fs->config + VFS_CFG_TAG, tag, taglen);
 	memcpy(fs->config + VFS_CFG_NUM_QUEUES, &nq, 4);
 	*out = &fs->dev;
