@@ -47,6 +47,7 @@
 #include <sys/wait.h>
 
 #include "agent_proto.h"
+#include "say.h"
 #include "users.h"
 
 #define HELLO_TIMEOUT_MS	30000	/* from accept to the request */
@@ -59,26 +60,6 @@
 #define USER_PATH	"/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
 
 extern char **environ;
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	if (write(STDERR_FILENO, buf, n) < 0) {
-		/* the console is gone */
-	}
-}
 
 static int64_t now_ms(void)
 {

@@ -22,8 +22,8 @@ mkdir -p "$out"
 
 flags=(-std=gnu11 -D_GNU_SOURCE -static -O2 -Wall -Wextra -Werror -Wformat=2 -Wmissing-prototypes
 	-Wstrict-prototypes -Wshadow -Wpointer-arith -Wvla -I"$repo/cli/machine")
-"$cc" "${flags[@]}" -o "$out/cove-init.tmp" "$here/init.c" "$here/users.c"
-"$cc" "${flags[@]}" -o "$out/cove-agent.tmp" "$here/agent.c" "$here/users.c" \
+"$cc" "${flags[@]}" -o "$out/cove-init.tmp" "$here/init.c" "$here/users.c" "$here/say.c"
+"$cc" "${flags[@]}" -o "$out/cove-agent.tmp" "$here/agent.c" "$here/users.c" "$here/say.c" \
 	"$repo/cli/machine/agent_proto.c"
 for b in cove-init cove-agent; do
 	strip "$out/$b.tmp" 2>/dev/null || true

@@ -60,6 +60,7 @@
 #include <sys/statfs.h>
 #include <sys/wait.h>
 
+#include "say.h"
 #include "users.h"
 
 #define EXT4_IOC_RESIZE_FS_	_IOW('f', 16, uint64_t)
@@ -96,26 +97,6 @@ static struct params {
 	bool have_gw, have_dns;
 	char machineid[33];
 } P;
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char buf[768];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	if (write(STDERR_FILENO, buf, n) < 0) {
-		/* no console: nowhere to say it */
-	}
-}
 
 /* Nothing sensible is left to do: say why on the console and power off
  * (the machine's log keeps the line). */

@@ -26,6 +26,7 @@ int cove_agent_main(void);
 #include "../../guest/machine/agent.c"
 #undef main
 #include "../../guest/machine/users.c"
+#include "../../guest/machine/say.c"
 
 static pid_t session_pid;
 
