@@ -26,6 +26,13 @@ for p in "${pkgs[@]}"; do
 		missing+=("$p")
 	fi
 done
+# The nested harness's preferred L1 kernel (tests/nested/run says why): best
+# effort, as a point release may drop it; the harness then takes the newest.
+l1k=linux-image-6.1.0-50-amd64
+if [ "$(dpkg-query -W -f='${Status}' "$l1k" 2>/dev/null)" != "install ok installed" ] &&
+	apt-cache show "$l1k" >/dev/null 2>&1; then
+	missing+=("$l1k")
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "deps: installing ${missing[*]}" >&2
