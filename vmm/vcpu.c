@@ -96,31 +96,42 @@ static void handle_system_event(struct vcpu *v)
 	}
 }
 
-/* What KVM could not do, with its data words and where the guest was:
- * enough to find the instruction (an emulation failure carries its bytes). */
-static void log_internal_error(struct vcpu *v, const char *name)
+/* Where the guest was when it stopped in a way it should not have: enough
+ * to find the instruction with the guest kernel's System.map. */
+static void log_where(struct vcpu *v, const char *name, const char *what)
 {
-	const struct kvm_run *run = v->run;
-	char words[16 * 19 + 1] = "";
-	unsigned n = run->internal.ndata;
-	size_t len = 0;
-
-	if (n > sizeof(run->internal.data) / sizeof(run->internal.data[0]))
-		n = sizeof(run->internal.data) / sizeof(run->internal.data[0]);
-	for (unsigned i = 0; i < n; i++)
-		len += snprintf(words + len, sizeof(words) - len, " %llx",
-				(unsigned long long)run->internal.data[i]);
 #ifdef __x86_64__
 	struct kvm_regs r;
+	struct kvm_sregs s;
 
-	if (ioctl(v->fd, KVM_GET_REGS, &r) == 0) {
-		log_msg(name, "KVM_EXIT_INTERNAL_ERROR: suberror %u at rip 0x%llx, data:%s",
-			run->internal.suberror, (unsigned long long)r.rip, words);
+	if (ioctl(v->fd, KVM_GET_REGS, &r) == 0 && ioctl(v->fd, KVM_GET_SREGS, &s) == 0) {
+		log_msg(name, "%s at rip 0x%llx (rsp 0x%llx cr0 0x%llx cr2 0x%llx cr3 0x%llx cr4 0x%llx)",
+			what, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+			(unsigned long long)s.cr0, (unsigned long long)s.cr2,
+			(unsigned long long)s.cr3, (unsigned long long)s.cr4);
 		return;
 	}
 #endif
-	log_msg(name, "KVM_EXIT_INTERNAL_ERROR: suberror %u, data:%s", run->internal.suberror,
-		words);
+	log_msg(name, "%s", what);
+}
+
+/* What KVM could not do, with its data words (an emulation failure carries
+ * the instruction's bytes). */
+static void log_internal_error(struct vcpu *v, const char *name)
+{
+	const struct kvm_run *run = v->run;
+	char what[64 + 16 * 19] = "";
+	unsigned n = run->internal.ndata;
+	size_t len;
+
+	if (n > sizeof(run->internal.data) / sizeof(run->internal.data[0]))
+		n = sizeof(run->internal.data) / sizeof(run->internal.data[0]);
+	len = snprintf(what, sizeof(what), "KVM_EXIT_INTERNAL_ERROR: suberror %u, data:",
+		       run->internal.suberror);
+	for (unsigned i = 0; i < n; i++)
+		len += snprintf(what + len, sizeof(what) - len, " %llx",
+				(unsigned long long)run->internal.data[i]);
+	log_where(v, name, what);
 }
 
 static void *vcpu_thread(void *arg)
@@ -167,7 +178,10 @@ static void *vcpu_thread(void *arg)
 				   run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
 			break;
 		case KVM_EXIT_SHUTDOWN:
-			/* Triple fault: what a PC does next is reset. */
+			/* Triple fault: what a PC does next is reset. A guest
+			 * that means to reboot asks the keyboard controller or
+			 * ACPI, so say where this one was. */
+			log_where(v, name, "triple fault (the guest resets)");
 			vm_request_exit(vm, COVE_EXIT_REBOOT, 0);
 			break;
 		case KVM_EXIT_SYSTEM_EVENT:
