@@ -422,9 +422,6 @@ int machine_vmm_start(struct machine *m, const struct config *cfg, pid_t *pid)
 	err = choose_net(m, &net);
 	if (err)
 		return err;
-	if (net.bridge && m->n_ports)
-		fprintf(stderr, "cove: machine %s is on the bridge: the host reaches its ports at %s "
-			"(%s.machine); its -p forwards are not used\n", m->name, net.addr, m->name);
 	err = build_argv(m, cfg, &net, &a);
 	machine_path(m, "root.img", root, sizeof(root));
 	if (!err && stat(root, &st) < 0)
@@ -452,8 +449,13 @@ int machine_vmm_start(struct machine *m, const struct config *cfg, pid_t *pid)
 			bridge_down(m);
 			return -EIO;
 		}
-		if (!machine_vmm_api(m, "{\"op\":\"status\"}", NULL))
+		if (!machine_vmm_api(m, "{\"op\":\"status\"}", NULL)) {
+			if (net.bridge && m->n_ports)
+				fprintf(stderr, "cove: machine %s is on the bridge: the host reaches "
+					"its ports at %s (%s.machine); its -p forwards are not used\n",
+					m->name, net.addr, m->name);
 			return 0;
+		}
 		if (now_ms() > deadline)
 			return cove_fail(-ETIMEDOUT, "machine %s: its monitor (pid %d) did not answer "
 					 "within %d s", m->name, (int)*pid, START_TIMEOUT_S);
