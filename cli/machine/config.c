@@ -89,15 +89,23 @@ static const char *const home_names[] = {
 	[CONFIG_HOME_NONE] = "none",
 };
 
+/* The index of s in names[n], or -1. */
+static int word_index(const char *const *names, unsigned n, const char *s)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
 int config_parse_home(const char *what, const char *s, enum config_home *out)
 {
-	for (unsigned i = 0; i < sizeof(home_names) / sizeof(home_names[0]); i++) {
-		if (!strcmp(s, home_names[i])) {
-			*out = i;
-			return 0;
-		}
-	}
-	return cove_fail(-EINVAL, "%s \"%s\": use rw, ro or none", what, s);
+	int i = word_index(home_names, sizeof(home_names) / sizeof(home_names[0]), s);
+
+	if (i < 0)
+		return cove_fail(-EINVAL, "%s \"%s\": use rw, ro or none", what, s);
+	*out = i;
+	return 0;
 }
 
 const char *config_home_name(enum config_home h)
@@ -113,13 +121,12 @@ static const char *const network_names[] = {
 
 int config_parse_network(const char *what, const char *s, enum config_network *out)
 {
-	for (unsigned i = 0; i < sizeof(network_names) / sizeof(network_names[0]); i++) {
-		if (!strcmp(s, network_names[i])) {
-			*out = i;
-			return 0;
-		}
-	}
-	return cove_fail(-EINVAL, "%s \"%s\": use auto, user or bridge", what, s);
+	int i = word_index(network_names, sizeof(network_names) / sizeof(network_names[0]), s);
+
+	if (i < 0)
+		return cove_fail(-EINVAL, "%s \"%s\": use auto, user or bridge", what, s);
+	*out = i;
+	return 0;
 }
 
 const char *config_network_name(enum config_network n)

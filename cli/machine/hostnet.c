@@ -54,23 +54,9 @@ static bool next_word(const char **p, const char *eol, char *word, size_t size)
 /* Exactly 8 hex digits, as /proc/net/route prints a word. */
 static bool hex32(const char *s, uint32_t *out)
 {
-	uint32_t v = 0;
-
-	if (strlen(s) != 8)
+	if (strlen(s) != 8 || strspn(s, "0123456789abcdefABCDEF") != 8)
 		return false;
-	for (int i = 0; i < 8; i++) {
-		char c = s[i];
-
-		if (c >= '0' && c <= '9')
-			v = v << 4 | (c - '0');
-		else if (c >= 'A' && c <= 'F')
-			v = v << 4 | (c - 'A' + 10);
-		else if (c >= 'a' && c <= 'f')
-			v = v << 4 | (c - 'a' + 10);
-		else
-			return false;
-	}
-	*out = v;
+	*out = strtoul(s, NULL, 16);
 	return true;
 }
 

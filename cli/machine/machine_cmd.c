@@ -690,7 +690,7 @@ static int cmd_create(int argc, char **argv)
 	if (!err && o.network)
 		err = config_parse_network("--network", o.network, &m->network);
 	if (!err)
-		err = bridge_choose(m->network, o.network ? "--network" : "network in config.toml",
+		err = bridge_choose(m->network, o.network ? "--network" : "config.toml's network",
 				    &bridge);
 	if (!err && o.kernel)
 		err = check_kernel("--kernel", o.kernel, m->kernel, sizeof(m->kernel));

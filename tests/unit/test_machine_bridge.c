@@ -1,7 +1,8 @@
-/* Bridge networking's pure parts: tap names, handing out addresses (in a
- * store of machines on disk), which network a machine gets, and the host
- * files: /proc/net/route, resolv.conf, cove's block in /etc/hosts (bad
- * blocks refused). Nothing here touches the host's network. */
+/* Bridge networking's pure parts: tap names, picking an address, which
+ * network a machine gets, and the host files: /proc/net/route,
+ * resolv.conf, cove's block in /etc/hosts (bad blocks refused). Nothing
+ * here touches the host's network. (Handing out addresses in a store of
+ * machines is tested in test_machine_state.) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/capability.h>
@@ -19,32 +20,8 @@
 #include <cmocka.h>
 
 #include "bridge.h"
-#include "fsutil.h"
 #include "hostnet.h"
 #include "log.h"
-#include "machine.h"
-
-static char tmp[] = "/tmp/cove-test-bridge.XXXXXX";
-
-static int setup(void **state)
-{
-	char path[PATH_MAX];
-
-	(void)state;
-	if (!mkdtemp(tmp))
-		return -1;
-	snprintf(path, sizeof(path), "%s/data", tmp);
-	setenv("XDG_DATA_HOME", path, 1);
-	snprintf(path, sizeof(path), "%s/run", tmp);
-	setenv("XDG_RUNTIME_DIR", path, 1);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return fsutil_rmtree(tmp);
-}
 
 static void test_tap_name(void **state)
 {
@@ -85,65 +62,6 @@ static void test_pick_host(void **state)
 	assert_int_equal(bridge_pick_host(used), 0);
 	used[254] = false;
 	assert_int_equal(bridge_pick_host(used), 254);
-}
-
-static void make_machine(struct machine *m, const char *name, unsigned host)
-{
-	memset(m, 0, sizeof(*m));
-	assert_int_equal(machine_init(m, name), 0);
-	snprintf(m->image, sizeof(m->image), "localhost/busybox:latest");
-	snprintf(m->image_digest, sizeof(m->image_digest), "sha256:%064d", 1);
-	m->created = 1700000000;
-	m->cpus = 1;
-	m->memory = 256ull << 20;
-	m->disk_size = 64ull << 20;
-	m->bridge_host = host;
-	strcpy(m->machine_id, "0123456789abcdef0123456789abcdef");
-	assert_int_equal(machine_prepare_dir(m), 0);
-	assert_int_equal(machine_save(m), 0);
-}
-
-/* The lowest free address among the store's machines, saved; one freed
- * by a removal is handed out again. */
-static void test_claim(void **state)
-{
-	struct machine *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b)),
-		       *c = calloc(1, sizeof(*c)), *l = calloc(1, sizeof(*l));
-	char path[PATH_MAX], addr[16];
-
-	(void)state;
-	make_machine(a, "a", 0);
-	make_machine(b, "b", 0);
-	assert_int_equal(bridge_claim(a), 0);
-	assert_int_equal(a->bridge_host, 2);
-	assert_int_equal(bridge_claim(b), 0);
-	assert_int_equal(b->bridge_host, 3);
-	assert_int_equal(machine_load("b", l), 0);
-	assert_int_equal(l->bridge_host, 3);
-	/* kept: a second claim changes nothing */
-	assert_int_equal(bridge_claim(a), 0);
-	assert_int_equal(a->bridge_host, 2);
-
-	/* no /24 chosen yet: no address to show */
-	assert_int_equal(bridge_address(b, addr), -ENOENT);
-	assert_int_equal(machine_store_path(".bridge", path, sizeof(path)), 0);
-	assert_int_equal(fsutil_write_atomic(path, "192.168.70.0/24\n", 16, 0600), 0);
-	assert_int_equal(bridge_address(b, addr), 0);
-	assert_string_equal(addr, "192.168.70.3");
-	assert_int_equal(bridge_address(c, addr), -ENOENT);	/* none of its own */
-	assert_int_equal(fsutil_write_atomic(path, "192.168.70.1/24\n", 16, 0600), 0);
-	assert_int_equal(bridge_address(b, addr), -ENOENT);	/* not a /24's start */
-
-	assert_int_equal(machine_remove(a), 0);
-	make_machine(c, "c", 0);
-	assert_int_equal(bridge_claim(c), 0);
-	assert_int_equal(c->bridge_host, 2);
-	assert_int_equal(machine_remove(b), 0);
-	assert_int_equal(machine_remove(c), 0);
-	free(a);
-	free(b);
-	free(c);
-	free(l);
 }
 
 /* CAP_NET_ADMIN out of this process's effective set. */
@@ -370,12 +288,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tap_name),
 		cmocka_unit_test(test_pick_host),
-		cmocka_unit_test(test_claim),
 		cmocka_unit_test(test_choose),
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_resolv),
 		cmocka_unit_test(test_hosts),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Machine state on disk: names, machine.json, the listing and its
  * cleanup of leftovers, the default machine, the lock, the running check,
- * the kernel command line, and the output formats. No KVM: a stand-in
+ * the kernel command line, bridge addresses handed out and freed, and the
+ * output formats. No KVM: a stand-in
  * process plays the monitor. */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "bridge.h"
 #include "fsutil.h"
 #include "log.h"
 #include "machine.h"
@@ -379,6 +381,49 @@ static void test_cmdline(void **state)
 	free(m);
 }
 
+/* The lowest free address among the store's machines, saved; one freed
+ * by a removal is handed out again. */
+static void test_bridge_claim(void **state)
+{
+	struct machine *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b)),
+		       *c = calloc(1, sizeof(*c)), *l = calloc(1, sizeof(*l));
+	char path[PATH_MAX], addr[16];
+
+	(void)state;
+	make_machine(a, "a");
+	make_machine(b, "b");
+	assert_int_equal(bridge_claim(a), 0);
+	assert_int_equal(a->bridge_host, 2);
+	assert_int_equal(bridge_claim(b), 0);
+	assert_int_equal(b->bridge_host, 3);
+	assert_int_equal(machine_load("b", l), 0);
+	assert_int_equal(l->bridge_host, 3);
+	/* kept: a second claim changes nothing */
+	assert_int_equal(bridge_claim(a), 0);
+	assert_int_equal(a->bridge_host, 2);
+
+	/* no /24 chosen yet: no address to show */
+	assert_int_equal(bridge_address(b, addr), -ENOENT);
+	assert_int_equal(machine_store_path(".bridge", path, sizeof(path)), 0);
+	assert_int_equal(fsutil_write_atomic(path, "192.168.70.0/24\n", 16, 0600), 0);
+	assert_int_equal(bridge_address(b, addr), 0);
+	assert_string_equal(addr, "192.168.70.3");
+	assert_int_equal(bridge_address(c, addr), -ENOENT);	/* none of its own */
+	assert_int_equal(fsutil_write_atomic(path, "192.168.70.1/24\n", 16, 0600), 0);
+	assert_int_equal(bridge_address(b, addr), -ENOENT);	/* not a /24's start */
+
+	assert_int_equal(machine_remove(a), 0);
+	make_machine(c, "c");
+	assert_int_equal(bridge_claim(c), 0);
+	assert_int_equal(c->bridge_host, 2);
+	assert_int_equal(machine_remove(b), 0);
+	assert_int_equal(machine_remove(c), 0);
+	free(a);
+	free(b);
+	free(c);
+	free(l);
+}
+
 static char *render(json_t *v, enum render_format fmt)
 {
 	char *buf = NULL;
@@ -432,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_lock),
 		cmocka_unit_test(test_vmm_pid),
 		cmocka_unit_test(test_cmdline),
+		cmocka_unit_test(test_bridge_claim),
 		cmocka_unit_test(test_render),
 	};
 
