@@ -19,7 +19,6 @@
  * gateway (also the host's loopback) and DNS, fixed by libslirp's setup in
  * cove-vmm. */
 #define MACHINE_NET_ADDR	"10.0.2.15"
-#define MACHINE_NET_PREFIX	"24"
 #define MACHINE_NET_GATEWAY	"10.0.2.2"
 #define MACHINE_NET_DNS		"10.0.2.3"
 
