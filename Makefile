@@ -47,8 +47,9 @@ FUZZ_OBJ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-saniti
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz-obj/%.o)
-FUZZ_COVE_OBJS := $(patsubst %,$(BUILD)/fuzz-obj/cli/machine/%.o,digest oci_ref oci_manifest layer_ext4 progress human agent_proto config)
-FUZZ_COVE_BINS := $(BUILD)/fuzz/fuzz_oci_manifest $(BUILD)/fuzz/fuzz_layer $(BUILD)/fuzz/fuzz_agent_proto $(BUILD)/fuzz/fuzz_config
+FUZZ_COVE_OBJS := $(patsubst %,$(BUILD)/fuzz-obj/cli/machine/%.o,digest oci_ref oci_manifest layer_ext4 progress human agent_proto config hostnet)
+FUZZ_COVE_BINS := $(BUILD)/fuzz/fuzz_oci_manifest $(BUILD)/fuzz/fuzz_layer $(BUILD)/fuzz/fuzz_agent_proto $(BUILD)/fuzz/fuzz_config \
+		  $(BUILD)/fuzz/fuzz_hostnet
 
 # The initrd cove boots machines with: init shim + exec agent, static.
 GUEST_MACHINE_SRCS := $(sort $(wildcard guest/machine/*.[ch])) cli/machine/agent_proto.c \

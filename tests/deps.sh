@@ -15,6 +15,7 @@ pkgs=(
 	debootstrap tar				# machine test images (tests/machine)
 	python3 procps
 	iputils-ping				# net tests
+	nftables				# cove machine's bridge (NAT), its test
 	iperf3					# net bench (host, and copied into its guest)
 	acpica-tools				# iasl -d checks the DSDT (unit test)
 )

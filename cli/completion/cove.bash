@@ -38,6 +38,7 @@ _cove_machine() {
 		esac
 		return ;;
 	--home-mount) _cove_reply rw ro none; return ;;
+	--network) _cove_reply auto user bridge; return ;;
 	--kernel | --env-file) _cove_files; return ;;
 	--mount) _cove_dirs; return ;;
 	-n | --name)
@@ -50,8 +51,8 @@ _cove_machine() {
 	esac
 	if [[ $cur == -* ]]; then
 		case $sub in
-		create) _cove_reply --name --cpus --memory --disk-size --home-mount --mount --publish \
-			--kernel --set-default --no-boot --quiet --help ;;
+		create) _cove_reply --name --cpus --memory --disk-size --home-mount --mount --network \
+			--publish --kernel --set-default --no-boot --quiet --help ;;
 		run) _cove_reply --name --detach --root --user --env --env-file --workdir --tty \
 			--interactive --help ;;
 		stop | restart) _cove_reply --time --help ;;
@@ -70,7 +71,7 @@ _cove_machine() {
 	start | stop | restart | inspect | logs | stats | set-default | rm | delete | remove)
 		_cove_reply "$(_cove_machines)" ;;
 	set)
-		_cove_reply cpus= memory= disk-size= home-mount= kernel=
+		_cove_reply cpus= memory= disk-size= home-mount= network= kernel=
 		compopt -o nospace 2>/dev/null ;;
 	cp)
 		if [[ $cur == *:* ]]; then

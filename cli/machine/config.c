@@ -37,6 +37,7 @@ void config_defaults(struct config *c)
 		c->memory = 1ull << 30;
 	c->disk_size = 64ull << 30;
 	c->home = CONFIG_HOME_RW;
+	c->network = CONFIG_NET_AUTO;
 }
 
 int config_parse_cpus(const char *what, const char *s, unsigned *out)
@@ -88,20 +89,49 @@ static const char *const home_names[] = {
 	[CONFIG_HOME_NONE] = "none",
 };
 
+/* The index of s in names[n], or -1. */
+static int word_index(const char *const *names, unsigned n, const char *s)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
+}
+
 int config_parse_home(const char *what, const char *s, enum config_home *out)
 {
-	for (unsigned i = 0; i < sizeof(home_names) / sizeof(home_names[0]); i++) {
-		if (!strcmp(s, home_names[i])) {
-			*out = i;
-			return 0;
-		}
-	}
-	return cove_fail(-EINVAL, "%s \"%s\": use rw, ro or none", what, s);
+	int i = word_index(home_names, sizeof(home_names) / sizeof(home_names[0]), s);
+
+	if (i < 0)
+		return cove_fail(-EINVAL, "%s \"%s\": use rw, ro or none", what, s);
+	*out = i;
+	return 0;
 }
 
 const char *config_home_name(enum config_home h)
 {
 	return home_names[h];
+}
+
+static const char *const network_names[] = {
+	[CONFIG_NET_AUTO] = "auto",
+	[CONFIG_NET_USER] = "user",
+	[CONFIG_NET_BRIDGE] = "bridge",
+};
+
+int config_parse_network(const char *what, const char *s, enum config_network *out)
+{
+	int i = word_index(network_names, sizeof(network_names) / sizeof(network_names[0]), s);
+
+	if (i < 0)
+		return cove_fail(-EINVAL, "%s \"%s\": use auto, user or bridge", what, s);
+	*out = i;
+	return 0;
+}
+
+const char *config_network_name(enum config_network n)
+{
+	return network_names[n];
 }
 
 /* ---- the TOML subset ---- */
@@ -347,6 +377,10 @@ static int set_value(struct parser *ps, const char *key, const struct tval *v, s
 		if (v->type != TV_STRING)
 			return perr(ps, "homeMount must be a string: \"rw\", \"ro\" or \"none\"");
 		err = config_parse_home(key, v->str, &c->home);
+	} else if (!strcmp(key, "network")) {
+		if (v->type != TV_STRING)
+			return perr(ps, "network must be a string: \"auto\", \"user\" or \"bridge\"");
+		err = config_parse_network(key, v->str, &c->network);
 	} else if (v->type != TV_STRING) {
 		return perr(ps, "kernel must be a string (a path)");
 	} else if (v->str[0] == '~' && v->str[1] == '/') {
@@ -371,7 +405,8 @@ static int set_value(struct parser *ps, const char *key, const struct tval *v, s
 	return 0;
 }
 
-static const char *const keys[] = { "cpus", "memory", "diskSize", "homeMount", "kernel" };
+static const char *const keys[] = { "cpus", "memory", "diskSize", "homeMount", "network",
+				     "kernel" };
 
 static int parse_line(struct parser *ps, struct config *c)
 {
@@ -409,7 +444,7 @@ static int parse_line(struct parser *ps, struct config *c)
 	if (!ps->in_machine || k == sizeof(keys) / sizeof(keys[0]))
 		return perr(ps, "unknown key \"%s\"%s", name,
 			    ps->in_machine ? " in [machine] (cove knows cpus, memory, diskSize, "
-					     "homeMount, kernel)" : " outside [machine]");
+					     "homeMount, network, kernel)" : " outside [machine]");
 	if (ps->keys_seen & (1u << k))
 		return perr(ps, "key \"%s\" given twice", name);
 	ps->keys_seen |= 1u << k;

@@ -1,6 +1,6 @@
 /* Machine defaults: $XDG_CONFIG_HOME/cove/config.toml (default
  * ~/.config/cove/config.toml), section [machine] with cpus, memory,
- * homeMount, diskSize and kernel, over defaults taken from the host. The
+ * homeMount, diskSize, network and kernel, over defaults taken from the host. The
  * file is read by a strict parser for the TOML subset those keys need
  * (comments, [section] headers, key = "string" | 'string' | integer);
  * anything else is refused with FILE:LINE. The value checks are shared
@@ -22,17 +22,24 @@ enum config_home {
 	CONFIG_HOME_NONE,	/* not shared: a home local to the machine */
 };
 
+enum config_network {
+	CONFIG_NET_AUTO,	/* the bridge when cove may make it, else user (the default) */
+	CONFIG_NET_USER,	/* user-mode networking (libslirp in the monitor) */
+	CONFIG_NET_BRIDGE,	/* an address on the bridge cove0; needs CAP_NET_ADMIN */
+};
+
 struct config {
 	unsigned cpus;
 	uint64_t memory;	/* bytes, whole MiB */
 	uint64_t disk_size;	/* bytes, whole MiB */
 	enum config_home home;
+	enum config_network network;
 	char kernel[PATH_MAX];	/* "" when not set */
 };
 
 /* The defaults from the host: memory half its RAM but at least 1 GiB,
  * CPUs half its cores but at least min(4, cores), disk 64 GiB, home rw,
- * no kernel. Any thread. */
+ * network auto, no kernel. Any thread. */
 void config_defaults(struct config *c);
 
 /* Parse a config file's text (len bytes; need not be NUL-terminated),
@@ -50,13 +57,16 @@ int config_load(struct config *c);
  * key or flag) and the value. CPUs: 1 to CONFIG_CPUS_MAX; memory: a size
  * (cove_parse_size: MiB bare, or 512M, 2G), whole MiB, at least
  * CONFIG_MEMORY_MIN; disk: likewise, at least CONFIG_DISK_MIN; home:
- * rw, ro or none. Pure. */
+ * rw, ro or none; network: auto, user or bridge. Pure. */
 int config_parse_cpus(const char *what, const char *s, unsigned *out);
 int config_parse_memory(const char *what, const char *s, uint64_t *out);
 int config_parse_disk(const char *what, const char *s, uint64_t *out);
 int config_parse_home(const char *what, const char *s, enum config_home *out);
+int config_parse_network(const char *what, const char *s, enum config_network *out);
 
 /* "rw", "ro", "none". Pure. */
 const char *config_home_name(enum config_home h);
+/* "auto", "user", "bridge". Pure. */
+const char *config_network_name(enum config_network n);
 
 #endif

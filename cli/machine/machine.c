@@ -22,7 +22,7 @@
 #define MACHINE_JSON_MAX	(1 << 20)
 #define MACHINE_VERSION		1
 #define DEFAULT_FILE		".default"
-#define DEFAULT_LOCK		".lock"
+#define STORE_LOCK		".lock"
 #define DELETING_PREFIX		".deleting-"
 #define CMDLINE_MAX		(64 << 10)
 
@@ -260,18 +260,20 @@ static int bad_json(const struct machine *m, const char *what)
 /* Fill m from machine.json's object, checking every value. */
 static int from_json(struct machine *m, json_t *j)
 {
-	const char *name, *image, *digest, *created, *home, *kernel, *id;
-	json_int_t cpus, mem, disk, version;
+	const char *name, *image, *digest, *created, *home, *kernel, *id, *network = "auto";
+	json_int_t cpus, mem, disk, version, bridge_host = 0;
 	json_t *mounts, *ports, *v;
 	json_error_t e;
 	struct tm tm;
 	size_t i;
 	char *end;
 
-	if (json_unpack_ex(j, &e, JSON_STRICT, "{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:s,"
-			   "s:o,s:o}", "version", &version, "name", &name, "image", &image,
+	/* network and bridgeHost came later: a machine made before has neither */
+	if (json_unpack_ex(j, &e, JSON_STRICT, "{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:s,s?s,s?I,"
+			   "s:s,s:s,s:o,s:o}", "version", &version, "name", &name, "image", &image,
 			   "imageDigest", &digest, "created", &created, "cpus", &cpus,
 			   "memoryMiB", &mem, "diskSizeMiB", &disk, "homeMount", &home,
+			   "network", &network, "bridgeHost", &bridge_host,
 			   "kernel", &kernel, "machineId", &id, "mounts", &mounts,
 			   "ports", &ports))
 		return bad_json(m, e.text);
@@ -299,6 +301,11 @@ static int from_json(struct machine *m, json_t *j)
 	m->disk_size = (uint64_t)disk << 20;
 	if (config_parse_home("homeMount", home, &m->home))
 		return bad_json(m, "bad homeMount");
+	if (config_parse_network("network", network, &m->network))
+		return bad_json(m, "bad network");
+	if (bridge_host != 0 && (bridge_host < 2 || bridge_host > 254))
+		return bad_json(m, "bad bridgeHost");
+	m->bridge_host = bridge_host;
 	if ((kernel[0] && kernel[0] != '/') || strlen(kernel) >= sizeof(m->kernel))
 		return bad_json(m, "bad kernel");
 	strcpy(m->kernel, kernel);
@@ -381,12 +388,14 @@ int machine_save(const struct machine *m)
 	for (unsigned i = 0; i < m->n_ports; i++)
 		json_array_append_new(ports, json_pack("{s:i,s:i}", "host", m->ports[i].host,
 						       "guest", m->ports[i].guest));
-	j = json_pack("{s:i,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:s,s:o,s:o}",
+	j = json_pack("{s:i,s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:s,s:i,s:s,s:s,s:o,s:o}",
 		      "version", MACHINE_VERSION, "name", m->name, "image", m->image,
 		      "imageDigest", m->image_digest, "created", created, "cpus", (int)m->cpus,
 		      "memoryMiB", (json_int_t)(m->memory >> 20),
 		      "diskSizeMiB", (json_int_t)(m->disk_size >> 20),
-		      "homeMount", config_home_name(m->home), "kernel", m->kernel,
+		      "homeMount", config_home_name(m->home),
+		      "network", config_network_name(m->network), "bridgeHost", (int)m->bridge_host,
+		      "kernel", m->kernel,
 		      "machineId", m->machine_id, "mounts", mounts, "ports", ports);
 	text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(j);
@@ -488,7 +497,7 @@ int machine_list(char (**names)[MACHINE_NAME_MAX + 1], size_t *n)
 	return 0;
 }
 
-static int default_path(const char *file, char *buf, size_t size)
+int machine_store_path(const char *file, char *buf, size_t size)
 {
 	char root[PATH_MAX];
 	int err = data_root(root, sizeof(root));
@@ -507,7 +516,7 @@ int machine_default_get(char name[MACHINE_NAME_MAX + 1])
 	char path[PATH_MAX], *buf;
 	struct machine *m;
 	size_t len;
-	int err = default_path(DEFAULT_FILE, path, sizeof(path));
+	int err = machine_store_path(DEFAULT_FILE, path, sizeof(path));
 
 	name[0] = '\0';
 	if (err)
@@ -532,7 +541,7 @@ int machine_default_get(char name[MACHINE_NAME_MAX + 1])
 int machine_default_set(const char *name)
 {
 	char path[PATH_MAX], text[MACHINE_NAME_MAX + 2];
-	int err = default_path(DEFAULT_FILE, path, sizeof(path));
+	int err = machine_store_path(DEFAULT_FILE, path, sizeof(path));
 
 	if (err)
 		return err;
@@ -543,10 +552,10 @@ int machine_default_set(const char *name)
 	return fsutil_write_atomic(path, text, strlen(text), 0600);
 }
 
-int machine_default_claim(const char *name)
+int machine_store_lock(void)
 {
-	char path[PATH_MAX], cur[MACHINE_NAME_MAX + 1];
-	int fd, err = default_path(DEFAULT_LOCK, path, sizeof(path));
+	char path[PATH_MAX];
+	int fd, err = machine_store_path(STORE_LOCK, path, sizeof(path));
 
 	if (err)
 		return err;
@@ -557,10 +566,20 @@ int machine_default_claim(const char *name)
 			close(fd);
 		return err;
 	}
+	return fd;
+}
+
+int machine_default_claim(const char *name)
+{
+	char cur[MACHINE_NAME_MAX + 1];
+	int fd = machine_store_lock(), err;
+
+	if (fd < 0)
+		return fd;
 	err = machine_default_get(cur);
 	if (!err && !cur[0])
 		err = machine_default_set(name);
-	close(fd);
+	machine_unlock(fd);
 	return err;
 }
 
@@ -612,7 +631,7 @@ static bool is_our_vmm(pid_t pid, const char *api)
 
 pid_t machine_vmm_pid(const struct machine *m, bool clean)
 {
-	static const char *const stale[] = { "vmm.pid", "api.sock", "vsock.sock" };
+	static const char *const stale[] = { "vmm.pid", "api.sock", "vsock.sock", "net" };
 	char path[PATH_MAX], api[PATH_MAX], *buf, *end;
 	size_t len;
 	long pid = 0;

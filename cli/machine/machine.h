@@ -1,7 +1,7 @@
 /* Machines on disk: one directory per machine under
  * $XDG_DATA_HOME/cove/machines/NAME (machine.json, root.img, console.log,
  * vmm.log) and one under $XDG_RUNTIME_DIR/cove/NAME (lock, vmm.pid,
- * api.sock, vsock.sock; /tmp/cove-UID without XDG_RUNTIME_DIR). A
+ * api.sock, vsock.sock, net; /tmp/cove-UID without XDG_RUNTIME_DIR). A
  * machine exists once its machine.json does (written last at create,
  * removed first at delete, always replaced atomically); commands on one
  * machine are serialised by flock on its lock file; whether it runs is
@@ -44,6 +44,8 @@ struct machine {
 	uint64_t memory;			/* bytes, whole MiB */
 	uint64_t disk_size;			/* bytes, whole MiB */
 	enum config_home home;
+	enum config_network network;
+	unsigned bridge_host;			/* its address on the bridge: .2-.254; 0 = none yet */
 	char kernel[PATH_MAX];			/* "" = the default kernel */
 	char machine_id[33];			/* 32 hex digits */
 	unsigned n_mounts, n_ports;
@@ -53,6 +55,15 @@ struct machine {
 	/* where it lives (set by machine_init / machine_load) */
 	char dir[PATH_MAX - 64];		/* .../cove/machines/NAME */
 	char run[COVE_VSOCK_PATH_MAX + 1];	/* .../cove/NAME; vsock.sock in it fits */
+};
+
+/* The network a machine boots with: the guest's address, gateway and DNS
+ * (dotted quads), and on the bridge its tap and MAC address. */
+struct machine_net {
+	bool bridge;
+	char addr[16], gw[16], dns[16];
+	char tap[16];				/* IFNAMSIZ */
+	char mac[18];
 };
 
 /* The host user a machine provisions and shares the home of. */
@@ -114,6 +125,17 @@ int machine_default_get(char name[MACHINE_NAME_MAX + 1]);
 int machine_default_set(const char *name);
 /* Make name the default when there is no default machine yet. 0 or -errno. */
 int machine_default_claim(const char *name);
+
+/* Take the lock of the whole store (the machines' directory's .lock),
+ * which serialises choosing the default and handing out bridge
+ * addresses. The fd to machine_unlock, or -errno with cove_fail's
+ * message. */
+int machine_store_lock(void);
+
+/* A file of the whole store (in the machines' directory, created when
+ * missing) into buf: machine_store_path(".bridge", …). 0 or -errno with
+ * cove_fail's message. */
+int machine_store_path(const char *file, char *buf, size_t size);
 
 /* Which machine a command means: the one named (checked, must exist), or
  * the default without a name. Loads it into m. 0, or -errno with

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "bridge.h"
 #include "cli.h"
 #include "config.h"
 #include "disk.h"
@@ -57,7 +58,7 @@ static const char usage_machine[] =
 "Machines live in $XDG_DATA_HOME/cove/machines (default\n"
 "~/.local/share/cove/machines). Defaults for new machines come from\n"
 "$XDG_CONFIG_HOME/cove/config.toml, section [machine]: cpus, memory,\n"
-"homeMount, diskSize, kernel.\n"
+"homeMount, diskSize, network, kernel.\n"
 "\n"
 "Run 'cove machine COMMAND --help' for more information on a command.\n";
 
@@ -85,9 +86,16 @@ static const char usage_create[] =
 "                              (default), ro, or none (a home of its own)\n"
 "      --mount HOSTDIR:GUESTDIR[:ro]\n"
 "                              Share a host directory (repeatable, up to 8)\n"
+"      --network MODE          auto (default): the bridge cove0 when cove may\n"
+"                              make it (root, CAP_NET_ADMIN), else user;\n"
+"                              bridge: an address of its own on cove0 that the\n"
+"                              host reaches, named NAME.machine; user:\n"
+"                              user-mode networking, no privileges\n"
 "  -p, --publish HOSTPORT:GUESTPORT\n"
 "                              Forward the host's 127.0.0.1:HOSTPORT to the\n"
-"                              machine's TCP GUESTPORT (repeatable, up to 8)\n"
+"                              machine's TCP GUESTPORT (repeatable, up to 8;\n"
+"                              user-mode networking only: on the bridge the\n"
+"                              host reaches every port at the address)\n"
 "      --kernel PATH           Boot this kernel (default: config.toml's,\n"
 "                              $COVE_KERNEL, or the one beside cove)\n"
 "      --set-default           Make it the default machine\n"
@@ -196,6 +204,7 @@ static const char usage_set[] =
 "  disk-size=SIZE       Root disk size; it can only grow (the machine grows\n"
 "                       its filesystem when it boots)\n"
 "  home-mount=MODE      rw, ro or none\n"
+"  network=MODE         auto, user or bridge (see 'cove machine create --help')\n"
 "  kernel=PATH          Boot this kernel; empty: the default one\n"
 "\n"
 "Options:\n"
@@ -249,6 +258,7 @@ enum {
 	OPT_MEMORY,
 	OPT_DISK,
 	OPT_HOME,
+	OPT_NETWORK,
 	OPT_MOUNT,
 	OPT_KERNEL,
 	OPT_SET_DEFAULT,
@@ -261,7 +271,7 @@ enum {
 
 struct opts {
 	const char *cmd;
-	const char *name, *format, *cpus, *memory, *disk, *home, *kernel;
+	const char *name, *format, *cpus, *memory, *disk, *home, *network, *kernel;
 	const char *mounts[MACHINE_MOUNTS_MAX + 1];
 	const char *ports[MACHINE_PORTS_MAX + 1];
 	unsigned n_mounts, n_ports;
@@ -334,6 +344,7 @@ static int on_opt(int c, void *arg)
 	case OPT_MEMORY: o->memory = optarg; break;
 	case OPT_DISK: o->disk = optarg; break;
 	case OPT_HOME: o->home = optarg; break;
+	case OPT_NETWORK: o->network = optarg; break;
 	case OPT_KERNEL: o->kernel = optarg; break;
 	case OPT_SET_DEFAULT: o->set_default = true; break;
 	case OPT_NO_BOOT: o->no_boot = true; break;
@@ -627,6 +638,7 @@ static const struct option opts_create[] = {
 	{ "memory", required_argument, NULL, OPT_MEMORY },
 	{ "disk-size", required_argument, NULL, OPT_DISK },
 	{ "home-mount", required_argument, NULL, OPT_HOME },
+	{ "network", required_argument, NULL, OPT_NETWORK },
 	{ "mount", required_argument, NULL, OPT_MOUNT },
 	{ "publish", required_argument, NULL, 'p' },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
@@ -645,7 +657,7 @@ static int cmd_create(int argc, char **argv)
 	struct machine *m;
 	struct opts o;
 	struct store s = { .lock_fd = -1 };
-	bool added = false, claimed = false;
+	bool added = false, claimed = false, bridge = false;
 	int lock = -1, err, i = parse(&o, "create", argc, argv, usage_create, opts_create, "n:p:qh");
 	pid_t pid;
 
@@ -663,6 +675,7 @@ static int cmd_create(int argc, char **argv)
 		m->memory = cfg.memory;
 		m->disk_size = cfg.disk_size;
 		m->home = cfg.home;
+		m->network = cfg.network;
 	}
 	if (!err && o.name)
 		err = machine_name_check(o.name);
@@ -674,6 +687,11 @@ static int cmd_create(int argc, char **argv)
 		err = config_parse_disk("--disk-size", o.disk, &m->disk_size);
 	if (!err && o.home)
 		err = config_parse_home("--home-mount", o.home, &m->home);
+	if (!err && o.network)
+		err = config_parse_network("--network", o.network, &m->network);
+	if (!err)
+		err = bridge_choose(m->network, o.network ? "--network" : "config.toml's network",
+				    &bridge);
 	if (!err && o.kernel)
 		err = check_kernel("--kernel", o.kernel, m->kernel, sizeof(m->kernel));
 	for (unsigned k = 0; !err && k < o.n_mounts; k++) {
@@ -712,8 +730,9 @@ static int cmd_create(int argc, char **argv)
 	m->created = time(NULL);
 	if (!err)
 		err = random_id(m->machine_id);
+	/* on the bridge, its address is handed out as machine.json is written */
 	if (!err)
-		err = machine_save(m);
+		err = bridge ? bridge_claim(m) : machine_save(m);
 	if (err) {
 		fsutil_rmtree(m->dir);
 		goto fail;
@@ -808,19 +827,23 @@ static int cmd_start(int argc, char **argv)
 	return rc;
 }
 
-/* Stop m if it runs (lock held). 0 or 1 after an error line. */
+/* Stop m if it runs (lock held), and take its tap and name off the
+ * bridge (also those left by a monitor that ended on its own). 0 or 1
+ * after an error line. */
 static int stop(struct machine *m, long timeout_s, bool quiet_if_stopped)
 {
 	pid_t pid = machine_vmm_pid(m, true);
 	bool forced;
 
 	if (!pid) {
+		bridge_down(m);
 		if (!quiet_if_stopped)
 			fprintf(stderr, "cove: machine %s is not running\n", m->name);
 		return 0;
 	}
 	if (machine_vmm_stop(m, pid, timeout_s, false, &forced))
 		return cli_fail();
+	bridge_down(m);
 	if (forced)
 		fprintf(stderr, "cove: machine %s did not power off within %lds: stopped by force\n",
 			m->name, timeout_s);
@@ -1058,15 +1081,19 @@ static pid_t peek_pid(const struct machine *m)
 	return pid;
 }
 
-/* The settings every listing shows, as JSON. */
+/* The settings every listing shows, as JSON: ip is the guest's address
+ * while it runs. */
 static json_t *summary(const struct machine *m, pid_t pid, bool is_default)
 {
-	char created[32], mem[32], disk[32];
+	char created[32], mem[32], disk[32], ip[16];
+	bool bridge;
 
 	iso_time(m->created, created, sizeof(created));
+	if (!pid || machine_vmm_net(m, ip, &bridge))
+		ip[0] = '\0';
 	return json_pack("{s:s,s:s,s:s,s:s?,s:i,s:s,s:I,s:s,s:I,s:s,s:b}",
 			 "name", m->name, "image", m->image, "created", created,
-			 "ip", pid ? MACHINE_NET_ADDR : NULL, "cpus", (int)m->cpus,
+			 "ip", ip[0] ? ip : NULL, "cpus", (int)m->cpus,
 			 "memory", size_mib(m->memory, mem, sizeof(mem)),
 			 "memoryMiB", (json_int_t)(m->memory >> 20),
 			 "diskSize", size_mib(m->disk_size, disk, sizeof(disk)),
@@ -1127,9 +1154,10 @@ static int cmd_ls(int argc, char **argv)
 		if (o.quiet) {
 			printf("%s\n", m->name);
 		} else if (fmt == RENDER_TABLE) {
+			const char *ip = json_string_value(json_object_get(row, "ip"));
+
 			printf("%-24s %-22s %-15s %-4u %-6s %-6s %-8s %s\n", m->name,
-			       human_ago(m->created, when, sizeof(when)),
-			       pid ? MACHINE_NET_ADDR : "-", m->cpus,
+			       human_ago(m->created, when, sizeof(when)), ip ? ip : "-", m->cpus,
 			       json_string_value(json_object_get(row, "memory")),
 			       json_string_value(json_object_get(row, "diskSize")),
 			       pid ? "running" : "stopped", strcmp(def, m->name) ? "" : "*");
@@ -1160,7 +1188,7 @@ static const struct option opts_format[] = {
 
 static int cmd_inspect(int argc, char **argv)
 {
-	char def[MACHINE_NAME_MAX + 1], path[PATH_MAX], kernel[PATH_MAX];
+	char def[MACHINE_NAME_MAX + 1], path[PATH_MAX], kernel[PATH_MAX], addr[16];
 	enum render_format fmt = RENDER_JSON;
 	struct machine *m = new_machine();
 	struct machine_user u;
@@ -1168,6 +1196,7 @@ static int cmd_inspect(int argc, char **argv)
 	struct config cfg;
 	struct stat st;
 	struct opts o;
+	bool bridge;
 	pid_t pid;
 	int i = parse(&o, "inspect", argc, argv, usage_inspect, opts_format, "h");
 
@@ -1213,7 +1242,11 @@ static int cmd_inspect(int argc, char **argv)
 	for (unsigned k = 0; k < m->n_ports; k++)
 		json_array_append_new(ports, json_pack("{s:i,s:i}", "host", m->ports[k].host,
 						       "guest", m->ports[k].guest));
-	json_object_set_new(j, "network", json_string("user"));
+	json_object_set_new(j, "network", json_string(config_network_name(m->network)));
+	json_object_set_new(j, "bridgeAddress", bridge_address(m, addr) ? json_null() :
+			    json_string(addr));
+	json_object_set_new(j, "dnsName", pid && !machine_vmm_net(m, addr, &bridge) && bridge ?
+			    json_pack("s+", m->name, ".machine") : json_null());
 	json_object_set_new(j, "ports", ports);
 	json_object_set_new(j, "kernel", m->kernel[0] ? json_string(m->kernel) : json_null());
 	if (!machine_vmm_kernel(m, &cfg, kernel, sizeof(kernel)))
@@ -1255,7 +1288,7 @@ static int set_one(struct machine *m, const char *kv)
 
 	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key))
 		return cove_fail(-EINVAL, "\"%s\": use KEY=VALUE (cpus, memory, disk-size, "
-				 "home-mount, kernel)", kv);
+				 "home-mount, network, kernel)", kv);
 	snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
 	if (!strcmp(key, "cpus"))
 		return config_parse_cpus("cpus", v, &m->cpus);
@@ -1263,6 +1296,12 @@ static int set_one(struct machine *m, const char *kv)
 		return config_parse_memory("memory", v, &m->memory);
 	if (!strcmp(key, "home-mount"))
 		return config_parse_home("home-mount", v, &m->home);
+	if (!strcmp(key, "network")) {
+		bool bridge;
+
+		return config_parse_network("network", v, &m->network) ?:
+		       bridge_choose(m->network, "network", &bridge);
+	}
 	if (!strcmp(key, "kernel")) {
 		if (!v[0]) {
 			m->kernel[0] = '\0';
@@ -1283,7 +1322,7 @@ static int set_one(struct machine *m, const char *kv)
 		return 0;
 	}
 	return cove_fail(-EINVAL, "unknown setting \"%s\": use cpus, memory, disk-size, "
-			 "home-mount or kernel", key);
+			 "home-mount, network or kernel", key);
 }
 
 static int cmd_set(int argc, char **argv)
@@ -1624,8 +1663,10 @@ static int cmd_rm(int argc, char **argv)
 					m->name);
 		else
 			err = pid ? machine_vmm_stop(m, pid, 0, true, NULL) : 0;
-		if (!err)
+		if (!err) {
+			bridge_down(m);
 			err = machine_remove(m);
+		}
 		machine_unlock(lock);
 		if (err)
 			rc = cli_fail();

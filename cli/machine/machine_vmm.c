@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent_client.h"
+#include "bridge.h"
 #include "disk.h"
 #include "fsutil.h"
 #include "log.h"
@@ -123,10 +124,11 @@ static int put_param(char *buf, size_t size, size_t *len, const char *key, const
 	return 0;
 }
 
-int machine_vmm_cmdline(const struct machine *m, char *buf, size_t size)
+int machine_vmm_cmdline(const struct machine *m, const struct machine_net *net, char *buf,
+			size_t size)
 {
 	struct machine_user u;
-	char num[32], mount[MACHINE_GUEST_PATH_MAX + 32];
+	char num[32], mount[MACHINE_GUEST_PATH_MAX + 32], addr[64];
 	size_t len;
 	int err = machine_user(&u);
 
@@ -148,8 +150,8 @@ int machine_vmm_cmdline(const struct machine *m, char *buf, size_t size)
 			 m->mounts[i].ro ? ":ro" : "");
 		err = put_param(buf, size, &len, "cove.mount", mount);
 	}
-	err = err ?: put_param(buf, size, &len, "cove.net", MACHINE_NET_ADDR "/" MACHINE_NET_PREFIX
-			       "," MACHINE_NET_GATEWAY "," MACHINE_NET_DNS);
+	snprintf(addr, sizeof(addr), "%s/24,%s,%s", net->addr, net->gw, net->dns);
+	err = err ?: put_param(buf, size, &len, "cove.net", addr);
 	err = err ?: put_param(buf, size, &len, "cove.machineid", m->machine_id);
 	if (err)
 		return cove_fail(-E2BIG, "machine %s: the kernel command line would be longer than "
@@ -204,7 +206,8 @@ static int share_check(const struct machine *m, const char *dir, const char *wha
 	return 0;
 }
 
-static int build_argv(const struct machine *m, const struct config *cfg, struct argv *a)
+static int build_argv(const struct machine *m, const struct config *cfg,
+		      const struct machine_net *net, struct argv *a)
 {
 	char vmm[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX], cmdline[MACHINE_CMDLINE_MAX];
 	struct machine_user u;
@@ -218,7 +221,7 @@ static int build_argv(const struct machine *m, const struct config *cfg, struct 
 	err = err ?: machine_vmm_kernel(m, cfg, kernel, sizeof(kernel));
 	err = err ?: beside_cove("guest/machine-initrd.cpio", initrd, sizeof(initrd));
 	err = err ?: readable_file(initrd, "machine initrd", " (make builds it)");
-	err = err ?: machine_vmm_cmdline(m, cmdline, sizeof(cmdline));
+	err = err ?: machine_vmm_cmdline(m, net, cmdline, sizeof(cmdline));
 	if (err)
 		return err;
 	a->n = 0;
@@ -242,17 +245,20 @@ static int build_argv(const struct machine *m, const struct config *cfg, struct 
 	err = err ?: arg(a, "%s/api.sock", m->run);
 	err = err ?: arg(a, "--console");
 	err = err ?: arg(a, "file:%s/console.log", m->dir);
-	/* user-mode networking, each -p a forward from the host's loopback */
 	err = err ?: arg(a, "--name");
 	err = err ?: arg(a, "%s", m->name);
-	if (!err) {
-		char net[32 + MACHINE_PORTS_MAX * 24] = "user";
+	if (!err && net->bridge) {
+		err = arg(a, "--net");
+		err = err ?: arg(a, "tap=%s,mac=%s", net->tap, net->mac);
+	} else if (!err) {
+		/* user-mode networking, each -p a forward from the host's loopback */
+		char user[32 + MACHINE_PORTS_MAX * 24] = "user";
 
 		for (unsigned i = 0; i < m->n_ports; i++)
-			snprintf(net + strlen(net), sizeof(net) - strlen(net), ",fwd=tcp:%u:%u",
+			snprintf(user + strlen(user), sizeof(user) - strlen(user), ",fwd=tcp:%u:%u",
 				 m->ports[i].host, m->ports[i].guest);
 		err = arg(a, "--net");
-		err = err ?: arg(a, "%s", net);
+		err = err ?: arg(a, "%s", user);
 	}
 	/* the shares: the home (tag "home") and the --mounts (tags mN) */
 	if (!err && m->home != CONFIG_HOME_NONE) {
@@ -385,42 +391,95 @@ static int spawn(const struct machine *m, char *const *argv)
 	return 0;
 }
 
-int machine_vmm_start(const struct machine *m, const struct config *cfg, pid_t *pid)
+/* The network m boots with now: the bridge (set up here) or user-mode
+ * networking, as its setting and the privilege say. */
+static int choose_net(struct machine *m, struct machine_net *net)
 {
-	char root[PATH_MAX], msg[512];
+	char what[MACHINE_NAME_MAX + 32];
+	bool bridge;
+	int err;
+
+	snprintf(what, sizeof(what), "machine %s: network", m->name);
+	err = bridge_choose(m->network, what, &bridge);
+	if (err || bridge)
+		return err ?: bridge_up(m, net);
+	memset(net, 0, sizeof(*net));
+	snprintf(net->addr, sizeof(net->addr), "%s", MACHINE_NET_ADDR);
+	snprintf(net->gw, sizeof(net->gw), "%s", MACHINE_NET_GATEWAY);
+	snprintf(net->dns, sizeof(net->dns), "%s", MACHINE_NET_DNS);
+	return 0;
+}
+
+int machine_vmm_start(struct machine *m, const struct config *cfg, pid_t *pid)
+{
+	char root[PATH_MAX], msg[512], path[PATH_MAX], text[64];
+	struct machine_net net;
 	struct argv a = { .n = 0 };
 	struct stat st;
 	int64_t deadline;
 	int err;
 
-	err = build_argv(m, cfg, &a);
+	err = choose_net(m, &net);
 	if (err)
 		return err;
+	err = build_argv(m, cfg, &net, &a);
 	machine_path(m, "root.img", root, sizeof(root));
-	if (stat(root, &st) < 0)
+	if (!err && stat(root, &st) < 0)
 		err = cove_fail(-errno, "machine %s: its disk %s: %s", m->name, root,
 				strerror(errno));
-	else if ((uint64_t)st.st_size < m->disk_size)
+	else if (!err && (uint64_t)st.st_size < m->disk_size)
 		err = disk_grow(root, m->disk_size);
+	/* what ls and inspect show while it runs */
+	machine_run_path(m, "net", path, sizeof(path));
+	snprintf(text, sizeof(text), "%s %s\n", net.bridge ? "bridge" : "user", net.addr);
+	err = err ?: fsutil_write_atomic(path, text, strlen(text), 0600);
 	err = err ?: spawn(m, a.v);
 	argv_free(&a);
-	if (err)
+	if (err) {
+		bridge_down(m);
 		return err;
+	}
 	deadline = now_ms() + START_TIMEOUT_S * 1000;
 	for (;;) {
 		*pid = machine_vmm_pid(m, false);
 		if (!*pid) {
 			vmm_log_tail(m, msg, sizeof(msg));
 			machine_vmm_pid(m, true);
-			return cove_fail(-EIO, "machine %s did not start: %s", m->name, msg);
+			cove_fail(-EIO, "machine %s did not start: %s", m->name, msg);
+			bridge_down(m);
+			return -EIO;
 		}
-		if (!machine_vmm_api(m, "{\"op\":\"status\"}", NULL))
+		if (!machine_vmm_api(m, "{\"op\":\"status\"}", NULL)) {
+			if (net.bridge && m->n_ports)
+				fprintf(stderr, "cove: machine %s is on the bridge: the host reaches "
+					"its ports at %s (%s.machine); its -p forwards are not used\n",
+					m->name, net.addr, m->name);
 			return 0;
+		}
 		if (now_ms() > deadline)
 			return cove_fail(-ETIMEDOUT, "machine %s: its monitor (pid %d) did not answer "
 					 "within %d s", m->name, (int)*pid, START_TIMEOUT_S);
 		sleep_ms(50);
 	}
+}
+
+int machine_vmm_net(const struct machine *m, char addr[16], bool *bridge)
+{
+	char path[PATH_MAX], *text, kind[8];
+	size_t len;
+	int ok;
+
+	machine_run_path(m, "net", path, sizeof(path));
+	if (fsutil_read(path, 64, &text, &len)) {
+		cove_clear_error();
+		return -ENOENT;
+	}
+	ok = sscanf(text, "%7s %15s", kind, addr) == 2;
+	free(text);
+	if (!ok)
+		return -ENOENT;
+	*bridge = !strcmp(kind, "bridge");
+	return 0;
 }
 
 int machine_vmm_api(const struct machine *m, const char *request, json_t **reply)

@@ -15,11 +15,10 @@
 
 #define MACHINE_CMDLINE_MAX	2048	/* x86 Linux's COMMAND_LINE_SIZE, NUL included */
 
-/* The user-mode network every machine gets (cove-vmm --net user): the
- * guest's address, gateway (also the host's loopback) and DNS, fixed by
- * libslirp's setup in cove-vmm. */
+/* The user-mode network (cove-vmm --net user): the guest's address,
+ * gateway (also the host's loopback) and DNS, fixed by libslirp's setup in
+ * cove-vmm. */
 #define MACHINE_NET_ADDR	"10.0.2.15"
-#define MACHINE_NET_PREFIX	"24"
 #define MACHINE_NET_GATEWAY	"10.0.2.2"
 #define MACHINE_NET_DNS		"10.0.2.3"
 
@@ -30,19 +29,27 @@
 int machine_vmm_kernel(const struct machine *m, const struct config *cfg, char *buf,
 		       size_t size);
 
-/* The kernel command line for m into buf (at most MACHINE_CMDLINE_MAX
- * bytes with its NUL): console, cove.hostname/user/uid/gid/home/
- * homemount/mount/net/machineid, values percent-encoded. 0, or -E2BIG with
- * cove_fail's message (too many or too long mount paths). */
-int machine_vmm_cmdline(const struct machine *m, char *buf, size_t size);
+/* The kernel command line for m booting on net into buf (at most
+ * MACHINE_CMDLINE_MAX bytes with its NUL): console, cove.hostname/user/
+ * uid/gid/home/homemount/mount/net/machineid, values percent-encoded. 0,
+ * or -E2BIG with cove_fail's message (too many or too long mount paths). */
+int machine_vmm_cmdline(const struct machine *m, const struct machine_net *net, char *buf,
+			size_t size);
 
 /* Start m's cove-vmm detached (own session, stdio to vmm.log, vmm.pid
  * written before it runs), with console.log emptied, the disk file grown
- * to m->disk_size if it is smaller, and wait until its control API
- * answers. Its pid into *pid. 0, or -errno with cove_fail's message
- * (missing kernel/initrd/cove-vmm, or the monitor's own last words from
- * vmm.log when it ended at once). */
-int machine_vmm_start(const struct machine *m, const struct config *cfg, pid_t *pid);
+ * to m->disk_size if it is smaller, on the bridge (bridge_up; m may get
+ * its address there) or user-mode networking as m's network setting and
+ * the privilege say, and wait until its control API answers. Its pid into
+ * *pid. 0, or -errno with cove_fail's message (missing kernel/initrd/
+ * cove-vmm, bridge without the privilege, or the monitor's own last words
+ * from vmm.log when it ended at once). */
+int machine_vmm_start(struct machine *m, const struct config *cfg, pid_t *pid);
+
+/* The guest's address of m's current (or last) start into addr, and
+ * whether it is on the bridge. 0, or -ENOENT when m was not started
+ * since its runtime files were cleaned. */
+int machine_vmm_net(const struct machine *m, char addr[16], bool *bridge);
 
 /* Stop m's monitor pid: gracefully unless force (the guest's own init
  * shuts down and powers off, asked by the agent, or by the power button

@@ -2,7 +2,8 @@
 # from the test images (tests/machine/mkimages.sh, $COVE_MACHINE_IMAGES),
 # boot, ls/inspect/stats/logs, stop (graceful for systemd, forced after
 # the timeout otherwise), set + restart, kill -9 of the monitor and of the
-# CLI at any moment, rm, and bad input (one line, exit 1, nothing changed).
+# CLI at any moment, rm, and bad input (one line, exit 1, nothing changed);
+# and as root, in network namespaces of its own, the bridge.
 #
 # The user: in the nested harness's L1 (a throwaway overlay) the host's
 # uid 1000 is renamed covetest (or made), put in group kvm, and /dev/kvm
@@ -14,12 +15,30 @@
 MT=$T/machine
 MIMG=${COVE_MACHINE_IMAGES:-}
 
-# mc ARGS...: cove as the test user, 10 minutes at most.
+# mc ARGS...: cove as the test user, 10 minutes at most; or, while MCR_NS
+# names a network namespace, as root in it with a store of root's own
+# under $MT/root (the bridge tests). The helpers below follow it.
 mc() {
-	timeout -k 5 600 setpriv --reuid="$MUID" --regid="$MGID" --init-groups \
-		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$MHOME" USER=covetest \
-		XDG_DATA_HOME="$MT/data" XDG_CONFIG_HOME="$MT/config" XDG_RUNTIME_DIR="$MT/run" \
-		"$MT/bin/cove" "$@"
+	if [ -n "${MCR_NS:-}" ]; then
+		mc_as "ip netns exec $MCR_NS" "$MT/root" root "$@"
+	else
+		mc_as "setpriv --reuid=$MUID --regid=$MGID --init-groups" "$MT" covetest "$@"
+	fi
+}
+
+# mc_as PREFIX DIR USER ARGS...: cove run through the command PREFIX (split
+# on blanks), its home, store and runtime files under DIR.
+mc_as() {
+	local pre=$1 dir=$2 user=$3
+	shift 3
+	timeout -k 5 600 $pre env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$dir/home" \
+		USER="$user" XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
+		XDG_RUNTIME_DIR="$dir/run" "$MT/bin/cove" "$@"
+}
+
+# The directory mc keeps its store in.
+mc_dir() {
+	echo "$MT${MCR_NS:+/root}"
 }
 
 # mc_fail PATTERN ARGS...: cove exits 1 with one stderr line matching PATTERN.
@@ -134,12 +153,13 @@ machine_setup() {
 # machine_console NAME PATTERN [SECONDS]: until NAME's console has a line
 # matching PATTERN.
 machine_console() {
-	local f=$MT/data/cove/machines/$1/console.log end=$((SECONDS + ${3:-$BOOT_TIMEOUT}))
+	local f end=$((SECONDS + ${3:-$BOOT_TIMEOUT}))
+	f=$(mc_dir)/data/cove/machines/$1/console.log
 	while [ $SECONDS -lt $end ]; do
 		grep -Eq -- "$2" "$f" 2>/dev/null && return 0
 		sleep 0.5
 	done
-	fail "machine $1: console never showed /$2/; tail: $(tail -5 "$f" 2>/dev/null | tr '\r' ' '); vmm.log: $(cat "$MT/data/cove/machines/$1/vmm.log" 2>/dev/null)"
+	fail "machine $1: console never showed /$2/; tail: $(tail -5 "$f" 2>/dev/null | tr '\r' ' '); vmm.log: $(cat "${f%/*}/vmm.log" 2>/dev/null)"
 }
 
 # mr_is WANT NAME CMD...: cove m run -n NAME -- CMD prints WANT and exits 0.
@@ -506,4 +526,122 @@ test_machine_debian() {
 	mc m rm -f debian-12 >/dev/null || fail "rm -f"
 	[ ! -e "$MT/data/cove/machines/debian-12" ] || fail "rm left storage"
 	machine_cleanup
+}
+
+# The bridge, as root (where cove makes it: network auto), in a network
+# namespace of its own so nothing of it reaches the L1's network; beyond a
+# veth, a second namespace plays the outside world, with no route back to
+# the machines' /24, so only NAT gets its answers home.
+BR_NS=cove-bridge
+BR_OUT=cove-bridge-out
+
+bridge_cleanup() {
+	MCR_NS=$BR_NS machine_cleanup
+	ip netns del "$BR_NS" 2>/dev/null || true
+	ip netns del "$BR_OUT" 2>/dev/null || true
+}
+
+# bridge_dns GATEWAY: the DNS server a machine on the bridge gets: the first
+# nameserver of the host's resolv.conf it can reach, else the gateway.
+bridge_dns() {
+	awk -v gw="$1" '$1 == "nameserver" && $2 ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/ &&
+		$2 !~ /^(127\.|0\.0\.0\.0$)/ { print $2; found = 1; exit }
+		END { if (!found) print gw }' /etc/resolv.conf
+}
+
+test_machine_bridge() {
+	machine_setup || return 1
+	trap bridge_cleanup EXIT
+	local MCR_NS=$BR_NS name pid got i dns
+	bridge_cleanup
+	ip netns add "$BR_NS"
+	ip netns add "$BR_OUT"
+	ip -n "$BR_NS" link set lo up
+	ip -n "$BR_NS" link add vo0 type veth peer name vo1 netns "$BR_OUT"
+	ip -n "$BR_NS" addr add 10.77.0.1/24 dev vo0
+	ip -n "$BR_NS" link set vo0 up
+	ip -n "$BR_NS" route add default via 10.77.0.2
+	ip -n "$BR_OUT" addr add 10.77.0.2/24 dev vo1
+	ip -n "$BR_OUT" link set vo1 up
+	# 192.168.64.0/24 is in use on this host: the bridge takes the next /24
+	ip -n "$BR_NS" link add d0 type dummy
+	ip -n "$BR_NS" addr add 192.168.64.9/24 dev d0
+	ip -n "$BR_NS" link set d0 up
+	rm -rf "$MT/root"
+	mkdir -p "$MT/root/home" "$MT/root/run"
+	chmod 0700 "$MT/root/run"
+	mc image import -q "oci:$MIMG/busybox:latest" localhost/busybox:latest >/dev/null ||
+		{ fail "import of the busybox image as root"; return 1; }
+
+	name=$(mc m create -q --cpus 1 --memory 256M --disk-size 256M --home-mount none -p 18090:80 \
+		localhost/busybox 2>"$MT/err") || { fail "create: $(cat "$MT/err")"; return 1; }
+	[ "$name" = busybox ] || fail "create printed \"$name\""
+	grep -q 'busybox is on the bridge: the host reaches its ports at 192.168.65.2 (busybox.machine); its -p forwards are not used' \
+		"$MT/err" || fail "create said: $(cat "$MT/err")"
+	machine_console busybox 'busybox init: system up' || return 1
+	mr_is ok busybox sh -c 'ip addr show eth0 | grep -q "inet 192.168.65.2/24" && echo ok'
+	dns=$(bridge_dns 192.168.65.1)
+	mr_is "nameserver $dns" busybox cat /etc/resolv.conf
+	mc m ls | grep -Eq '^busybox +.* 192\.168\.65\.2 +1 +256M +256M +running' || fail "ls: $(mc m ls)"
+	mc m inspect | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["ip"] == "192.168.65.2" and m["network"] == "auto", m
+assert m["bridgeAddress"] == "192.168.65.2" and m["dnsName"] == "busybox.machine", m' ||
+		fail "inspect: $(mc m inspect)"
+	pid=$(cat "$MT/root/run/cove/busybox/vmm.pid")
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--name busybox --net tap=cv-busybox,mac=02:" ||
+		fail "monitor command line: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+	ip -n "$BR_NS" -br addr show cove0 | grep -q ' 192\.168\.65\.1/24' ||
+		fail "cove0: $(ip -n "$BR_NS" -br addr)"
+	ip -n "$BR_NS" link show cv-busybox | grep -q 'master cove0' ||
+		fail "the tap is not in the bridge: $(ip -n "$BR_NS" link)"
+	ip netns exec "$BR_NS" nft list table ip cove |
+		grep -q 'ip saddr 192.168.65.0/24 ip daddr != 192.168.65.0/24 masquerade' ||
+		fail "NAT: $(ip netns exec "$BR_NS" nft list ruleset)"
+	grep -q "^192\.168\.65\.2	busybox\.machine$" /etc/hosts || fail "/etc/hosts: $(cat /etc/hosts)"
+
+	# the host reaches the machine by name: ping, and a TCP service on any port
+	ip netns exec "$BR_NS" ping -c 1 -W 10 busybox.machine >/dev/null ||
+		fail "the host cannot ping busybox.machine"
+	mc m run --root -- sh -c 'mkdir -p /www && echo hello-bridge >/www/index.html' </dev/null ||
+		fail "make the web root"
+	mc m run -d --root -- httpd -f -p 80 -h /www </dev/null >/dev/null || fail "start httpd"
+	for i in $(seq 50); do
+		got=$(ip netns exec "$BR_NS" curl -sf --noproxy '*' --max-time 5 http://busybox.machine/) && break
+		sleep 0.2
+	done
+	[ "$got" = hello-bridge ] || fail "http://busybox.machine/ from the host: \"$got\""
+	# the machine reaches the host at .1, and the outside through NAT
+	mr_is ok busybox sh -c 'ping -c 1 -W 10 192.168.65.1 >/dev/null && echo ok'
+	mr_is ok busybox sh -c 'ping -c 1 -W 10 10.77.0.2 >/dev/null && echo ok'
+
+	# stop takes the tap and the name away
+	mc m stop >/dev/null 2>"$MT/err" || fail "stop: $(cat "$MT/err")"
+	ip -n "$BR_NS" link show cv-busybox >/dev/null 2>&1 && fail "the tap is left after stop"
+	grep -q 'busybox\.machine' /etc/hosts && fail "/etc/hosts keeps busybox.machine after stop"
+	# a stale tap (a monitor that ended on its own) is replaced; the address stays
+	ip -n "$BR_NS" tuntap add dev cv-busybox mode tap
+	mc m start >/dev/null 2>"$MT/err" || fail "start over a stale tap: $(cat "$MT/err")"
+	mr_is ok busybox sh -c 'ip addr show eth0 | grep -q "inet 192.168.65.2/24" && echo ok'
+	ip netns exec "$BR_NS" ping -c 1 -W 10 busybox.machine >/dev/null ||
+		fail "the host cannot ping busybox.machine after a restart"
+
+	# addresses: the lowest free, kept while stopped, freed by rm
+	mc m create -q --no-boot --disk-size 64M -n b2 localhost/busybox >/dev/null || fail "create b2"
+	mc m inspect b2 | grep -q '"bridgeAddress": "192.168.65.3"' || fail "b2: $(mc m inspect b2)"
+	mc m rm -f busybox >/dev/null || fail "rm -f"
+	ip -n "$BR_NS" link show cv-busybox >/dev/null 2>&1 && fail "the tap is left after rm"
+	grep -q 'busybox\.machine' /etc/hosts && fail "/etc/hosts keeps busybox.machine after rm"
+	mc m create -q --no-boot --disk-size 64M -n b3 localhost/busybox >/dev/null || fail "create b3"
+	mc m inspect b3 | grep -q '"bridgeAddress": "192.168.65.2"' || fail "b3: $(mc m inspect b3)"
+
+	# without the privilege: auto is user-mode networking, bridge is refused
+	MCR_NS= mc_fail '^cove: --network bridge: needs root \(or CAP_NET_ADMIN\) to set up the bridge cove0; without, use user or auto' \
+		m create --network bridge localhost/busybox
+	MCR_NS= mc m create -q --no-boot --disk-size 64M -n u localhost/busybox >/dev/null ||
+		fail "create as the user"
+	MCR_NS= mc m inspect u | grep -q '"bridgeAddress": null' || fail "u: $(MCR_NS= mc m inspect u)"
+	MCR_NS= mc_fail '^cove: network bridge: needs root' m set -n u network=bridge
+	MCR_NS= mc m rm u >/dev/null || fail "rm u"
 }

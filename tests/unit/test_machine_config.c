@@ -34,6 +34,7 @@ static void test_config_defaults(void **state)
 	assert_int_equal(c.memory % (1 << 20), 0);
 	assert_int_equal(c.disk_size, 64ull << 30);
 	assert_int_equal(c.home, CONFIG_HOME_RW);
+	assert_int_equal(c.network, CONFIG_NET_AUTO);
 	assert_string_equal(c.kernel, "");
 }
 
@@ -60,7 +61,9 @@ static void test_config_full(void **state)
 			       "memory=\"2G\"\n"
 			       "diskSize = 10_240 # MiB\n"
 			       "homeMount = 'ro'\n"
+			       "network = \"user\"\n"
 			       "kernel = \"/opt/k\\u00e9rnel/bz\\tImage\"\n", &c), 0);
+	assert_int_equal(c.network, CONFIG_NET_USER);
 	assert_int_equal(c.cpus, 3);
 	assert_int_equal(c.memory, 2ull << 30);
 	assert_int_equal(c.disk_size, 10ull << 30);
@@ -153,6 +156,8 @@ static void test_config_bad_values(void **state)
 	refused("[machine]\ndiskSize = 4\n", 2, "diskSize \"4\": at least 8M");
 	refused("[machine]\nhomeMount = \"yes\"\n", 2, "homeMount \"yes\": use rw, ro or none");
 	refused("[machine]\nhomeMount = 1\n", 2, "homeMount must be a string");
+	refused("[machine]\nnetwork = \"nat\"\n", 2, "network \"nat\": use auto, user or bridge");
+	refused("[machine]\nnetwork = 1\n", 2, "network must be a string");
 	refused("[machine]\nkernel = 1\n", 2, "kernel must be a string");
 	refused("[machine]\nkernel = \"bzImage\"\n", 2, "an absolute path");
 	refused("[machine]\nkernel = \"\"\n", 2, "an absolute path");
@@ -187,6 +192,7 @@ static void test_config_bad_strings(void **state)
 
 static void test_config_flags(void **state)
 {
+	enum config_network net;
 	enum config_home h;
 	uint64_t v;
 	unsigned n;
@@ -208,6 +214,11 @@ static void test_config_flags(void **state)
 	assert_int_equal(h, CONFIG_HOME_RO);
 	assert_string_equal(config_home_name(h), "ro");
 	assert_int_equal(config_parse_home("--home-mount", "RW", &h), -EINVAL);
+	assert_int_equal(config_parse_network("--network", "bridge", &net), 0);
+	assert_int_equal(net, CONFIG_NET_BRIDGE);
+	assert_string_equal(config_network_name(net), "bridge");
+	assert_int_equal(config_parse_network("--network", "tap", &net), -EINVAL);
+	assert_string_equal(cove_last_error(), "--network \"tap\": use auto, user or bridge");
 }
 
 int main(void)

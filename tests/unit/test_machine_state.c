@@ -1,6 +1,7 @@
 /* Machine state on disk: names, machine.json, the listing and its
  * cleanup of leftovers, the default machine, the lock, the running check,
- * the kernel command line, and the output formats. No KVM: a stand-in
+ * the kernel command line, bridge addresses handed out and freed, and the
+ * output formats. No KVM: a stand-in
  * process plays the monitor. */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "bridge.h"
 #include "fsutil.h"
 #include "log.h"
 #include "machine.h"
@@ -129,6 +131,8 @@ static void test_json_roundtrip(void **state)
 	m->ports[0].host = 8080;
 	m->ports[0].guest = 80;
 	strcpy(m->kernel, "/k/bzImage");
+	m->network = CONFIG_NET_BRIDGE;
+	m->bridge_host = 7;
 	assert_int_equal(machine_save(m), 0);
 	assert_int_equal(machine_load("round", l), 0);
 	assert_string_equal(l->image, m->image);
@@ -138,6 +142,8 @@ static void test_json_roundtrip(void **state)
 	assert_int_equal(l->memory, 1536ull << 20);
 	assert_int_equal(l->disk_size, 10ull << 30);
 	assert_int_equal(l->home, CONFIG_HOME_RO);
+	assert_int_equal(l->network, CONFIG_NET_BRIDGE);
+	assert_int_equal(l->bridge_host, 7);
 	assert_string_equal(l->kernel, "/k/bzImage");
 	assert_string_equal(l->machine_id, m->machine_id);
 	assert_int_equal(l->n_mounts, 2);
@@ -149,8 +155,23 @@ static void test_json_roundtrip(void **state)
 	assert_string_equal(l->dir, m->dir);
 	assert_string_equal(l->run, m->run);
 
-	/* a machine.json that is not what cove writes is refused, not guessed at */
+	/* one written before network and bridgeHost existed: auto, no address */
 	machine_path(m, "machine.json", path, sizeof(path));
+	fd = open(path, O_WRONLY | O_TRUNC);
+	dprintf(fd, "{\"version\":1,\"name\":\"round\",\"image\":\"i\",\"imageDigest\":\"d\","
+		"\"created\":\"2024-01-01T00:00:00Z\",\"cpus\":1,\"memoryMiB\":256,"
+		"\"diskSizeMiB\":64,\"homeMount\":\"rw\",\"kernel\":\"\",\"machineId\":\"%s\","
+		"\"mounts\":[],\"ports\":[]}", m->machine_id);
+	close(fd);
+	assert_int_equal(machine_load("round", l), 0);
+	assert_int_equal(l->network, CONFIG_NET_AUTO);
+	assert_int_equal(l->bridge_host, 0);
+
+	/* a machine.json that is not what cove writes is refused, not guessed at */
+	m->bridge_host = 255;
+	assert_int_equal(machine_save(m), 0);
+	assert_int_equal(machine_load("round", l), -EINVAL);
+	assert_non_null(strstr(cove_last_error(), "bad bridgeHost"));
 	fd = open(path, O_WRONLY | O_TRUNC);
 	assert_true(write(fd, "{\"version\":1}", 13) == 13);
 	close(fd);
@@ -331,6 +352,7 @@ static void test_vmm_pid(void **state)
 static void test_cmdline(void **state)
 {
 	struct machine *m = calloc(1, sizeof(*m));
+	struct machine_net net = { .addr = "192.168.64.9", .gw = "192.168.64.1", .dns = "9.9.9.9" };
 	char buf[MACHINE_CMDLINE_MAX];
 
 	(void)state;
@@ -341,12 +363,12 @@ static void test_cmdline(void **state)
 	strcpy(m->mounts[0].guest, "/my data/x,y");
 	m->mounts[0].ro = true;
 	setenv("HOME", "/home/a b", 1);
-	assert_int_equal(machine_vmm_cmdline(m, buf, sizeof(buf)), 0);
+	assert_int_equal(machine_vmm_cmdline(m, &net, buf, sizeof(buf)), 0);
 	assert_non_null(strstr(buf, "console=ttyS0 reboot=k panic=-1 quiet cove.hostname=cmd "));
 	assert_non_null(strstr(buf, " cove.home=/home/a%20b "));
 	assert_non_null(strstr(buf, " cove.homemount=none "));
 	assert_non_null(strstr(buf, " cove.mount=m0:/my%20data/x,y:ro "));
-	assert_non_null(strstr(buf, " cove.net=10.0.2.15/24,10.0.2.2,10.0.2.3 "));
+	assert_non_null(strstr(buf, " cove.net=192.168.64.9/24,192.168.64.1,9.9.9.9 "));
 	assert_non_null(strstr(buf, " cove.machineid=0123456789abcdef0123456789abcdef"));
 	assert_non_null(strstr(buf, " cove.uid="));
 
@@ -354,9 +376,52 @@ static void test_cmdline(void **state)
 	m->n_mounts = 2;
 	memset(m->mounts[1].guest, '%', 800);
 	m->mounts[1].guest[0] = '/';
-	assert_int_equal(machine_vmm_cmdline(m, buf, sizeof(buf)), -E2BIG);
+	assert_int_equal(machine_vmm_cmdline(m, &net, buf, sizeof(buf)), -E2BIG);
 	setenv("HOME", tmp, 1);
 	free(m);
+}
+
+/* The lowest free address among the store's machines, saved; one freed
+ * by a removal is handed out again. */
+static void test_bridge_claim(void **state)
+{
+	struct machine *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b)),
+		       *c = calloc(1, sizeof(*c)), *l = calloc(1, sizeof(*l));
+	char path[PATH_MAX], addr[16];
+
+	(void)state;
+	make_machine(a, "a");
+	make_machine(b, "b");
+	assert_int_equal(bridge_claim(a), 0);
+	assert_int_equal(a->bridge_host, 2);
+	assert_int_equal(bridge_claim(b), 0);
+	assert_int_equal(b->bridge_host, 3);
+	assert_int_equal(machine_load("b", l), 0);
+	assert_int_equal(l->bridge_host, 3);
+	/* kept: a second claim changes nothing */
+	assert_int_equal(bridge_claim(a), 0);
+	assert_int_equal(a->bridge_host, 2);
+
+	/* no /24 chosen yet: no address to show */
+	assert_int_equal(bridge_address(b, addr), -ENOENT);
+	assert_int_equal(machine_store_path(".bridge", path, sizeof(path)), 0);
+	assert_int_equal(fsutil_write_atomic(path, "192.168.70.0/24\n", 16, 0600), 0);
+	assert_int_equal(bridge_address(b, addr), 0);
+	assert_string_equal(addr, "192.168.70.3");
+	assert_int_equal(bridge_address(c, addr), -ENOENT);	/* none of its own */
+	assert_int_equal(fsutil_write_atomic(path, "192.168.70.1/24\n", 16, 0600), 0);
+	assert_int_equal(bridge_address(b, addr), -ENOENT);	/* not a /24's start */
+
+	assert_int_equal(machine_remove(a), 0);
+	make_machine(c, "c");
+	assert_int_equal(bridge_claim(c), 0);
+	assert_int_equal(c->bridge_host, 2);
+	assert_int_equal(machine_remove(b), 0);
+	assert_int_equal(machine_remove(c), 0);
+	free(a);
+	free(b);
+	free(c);
+	free(l);
 }
 
 static char *render(json_t *v, enum render_format fmt)
@@ -412,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_lock),
 		cmocka_unit_test(test_vmm_pid),
 		cmocka_unit_test(test_cmdline),
+		cmocka_unit_test(test_bridge_claim),
 		cmocka_unit_test(test_render),
 	};
 
