@@ -98,12 +98,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cove", required=True, help="cove, beside cove-vmm and guest/")
     ap.add_argument("--image", required=True, help="OCI layout DIR:TAG")
-    ap.add_argument("--up", required=True, help="regex of the image init's 'up' line")
+    ap.add_argument("--up", help="regex of the image init's 'up' line")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--memory", default="512M")
     ap.add_argument("--disk-size", default="2G")
     ap.add_argument("--idle", type=int, default=20)
+    ap.add_argument("--create-only", action="store_true",
+                    help="only create_ms and its peer (needs no /dev/kvm)")
     a = ap.parse_args()
+    if not a.create_only and not a.up:
+        ap.error("--up is needed to time the boot")
 
     work = tempfile.mkdtemp(prefix="cove-bench-machine.")
     env = dict(os.environ, XDG_DATA_HOME=f"{work}/data", XDG_CONFIG_HOME=f"{work}/config",
@@ -122,6 +126,12 @@ def main():
                                                  f"oci:{a.image}"], env))
             r["peer_create_ms"] = round(peer_create(layout, tag, work, a.disk_size))
             mdir = f"{work}/data/cove/machines/b"
+            if a.create_only:
+                sh(cove + ["m", "rm", "-f", "b"], env)
+                sh(cove + ["image", "rm", f"localhost/{os.path.basename(layout)}:{tag}"], env)
+                print(json.dumps(r), flush=True)
+                recs.append(r)
+                continue
             # a pristine copy for the QEMU peer, before the first boot changes it
             sh(["cp", "--sparse=always", f"{mdir}/root.img", f"{work}/qemu.img"])
 
