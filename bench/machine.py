@@ -2,9 +2,11 @@
 """cove machine figures, beside peers run in the same session:
 
   create_ms     `cove m create --no-boot` from a local OCI layout (import +
-                ext4 root disk), the image not yet in the store
+                ext4 root disk), the image not yet in the store; only with
+                --create-only, which bench/machine.sh runs on the host
     peer        skopeo copy to a directory + tar -x of the layers + mke2fs -d:
-                the usual unprivileged way to the same disk
+                the usual way to the same disk without mounting (as root,
+                for the image's device nodes)
   up_ms         `cove m start` -> the image's init says it is up (console);
     peer        QEMU microvm on the same kernel, initrd, command line and a
                 copy of the disk (virtio-blk, virtio-net user, balloon)
@@ -14,8 +16,8 @@
     peer        the QEMU process's, same wait
   guest_used_kib  MemTotal - MemAvailable inside the idle machine
 
-Runs as an unprivileged user in group kvm (bench/machine.sh arranges it in
-the nested harness). One JSON record per run, then medians. Not a test:
+The boot figures run as an unprivileged user in group kvm (bench/machine.sh
+arranges it in the nested harness). One JSON record per run, then medians. Not a test:
 nothing here asserts a time."""
 import argparse, json, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -31,9 +33,11 @@ def timed(cmd, env=None):
     return (time.monotonic() - t0) * 1000
 
 
-def wait_file(path, pattern, t0, timeout=600):
+def wait_file(path, pattern, t0, timeout=600, proc=None):
     rx = re.compile(pattern)
     while time.monotonic() - t0 < timeout:
+        if proc and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited {proc.returncode}")
         try:
             with open(path, errors="replace") as f:
                 if rx.search(f.read()):
@@ -88,7 +92,7 @@ def qemu_argv(vmm_argv, disk, console):
             "-nodefaults", "-no-user-config", "-display", "none",
             "-serial", f"file:{console}", "-no-reboot",
             "-kernel", a["--kernel"], "-initrd", a["--initrd"], "-append", a["--cmdline"],
-            "-drive", f"file={disk},format=raw,if=none,id=d0,cache=none,aio=io_uring",
+            "-drive", f"file={disk},format=raw,if=none,id=d0,cache=writeback,aio=io_uring",
             "-device", "virtio-blk-device,drive=d0",
             "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0",
             "-device", "virtio-balloon-device"]
@@ -103,8 +107,9 @@ def main():
     ap.add_argument("--memory", default="512M")
     ap.add_argument("--disk-size", default="2G")
     ap.add_argument("--idle", type=int, default=20)
+    ap.add_argument("--peer-timeout", type=int, default=300)
     ap.add_argument("--create-only", action="store_true",
-                    help="only create_ms and its peer (needs no /dev/kvm)")
+                    help="only create_ms and its peer (needs no /dev/kvm; run as root)")
     a = ap.parse_args()
     if not a.create_only and not a.up:
         ap.error("--up is needed to time the boot")
@@ -120,13 +125,14 @@ def main():
     try:
         for i in range(a.runs):
             r = {"run": i, "image": os.path.basename(layout)}
-            r["create_ms"] = round(timed(cove + ["m", "create", "-q", "--no-boot", "-n", "b",
-                                                 "--memory", a.memory, "--disk-size",
-                                                 a.disk_size, "--home-mount", "none",
-                                                 f"oci:{a.image}"], env))
-            r["peer_create_ms"] = round(peer_create(layout, tag, work, a.disk_size))
+            create_ms = timed(cove + ["m", "create", "-q", "--no-boot", "-n", "b",
+                                      "--memory", a.memory, "--disk-size", a.disk_size,
+                                      "--home-mount", "none", f"oci:{a.image}"], env)
             mdir = f"{work}/data/cove/machines/b"
             if a.create_only:
+                # as root: tar cannot make the image's device nodes otherwise
+                r["create_ms"] = round(create_ms)
+                r["peer_create_ms"] = round(peer_create(layout, tag, work, a.disk_size))
                 sh(cove + ["m", "rm", "-f", "b"], env)
                 sh(cove + ["image", "rm", f"localhost/{os.path.basename(layout)}:{tag}"], env)
                 print(json.dumps(r), flush=True)
@@ -161,19 +167,27 @@ def main():
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
             try:
-                r["peer_up_ms"] = round(wait_file(console, a.up, t0))
+                r["peer_up_ms"] = round(wait_file(console, a.up, t0, a.peer_timeout, q))
                 time.sleep(a.idle)
                 r["peer_idle_rss_kib"] = rss_kib(q.pid)
+            except RuntimeError as e:
+                # the peer's failure is a finding, not the end of the run
+                tail = open(console, errors="replace").read()[-3000:] \
+                    if os.path.exists(console) else ""
+                print(f"peer: {e}; console tail:\n{tail}", file=sys.stderr, flush=True)
             finally:
                 q.kill()
-                q.wait()
+                _, err = q.communicate()
+                if q.returncode not in (0, -9):
+                    print(f"peer: qemu exited {q.returncode}: {err.decode()[-2000:]}",
+                          file=sys.stderr, flush=True)
             print(json.dumps(r), flush=True)
             recs.append(r)
     finally:
         subprocess.run(cove + ["m", "rm", "-f", "b"], env=env, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-    summary = {k: statistics.median(r[k] for r in recs) for k in recs[0]
-               if k not in ("run", "image")}
+    keys = {k for r in recs for k in r} - {"run", "image"}
+    summary = {k: statistics.median(r[k] for r in recs if k in r) for k in sorted(keys)}
     summary["image"] = recs[0]["image"]
     print(json.dumps({"summary": summary}), flush=True)
 
