@@ -7,9 +7,12 @@
     peer        skopeo copy to a directory + tar -x of the layers + mke2fs -d:
                 the usual way to the same disk without mounting (as root,
                 for the image's device nodes)
-  up_ms         `cove m start` -> the image's init says it is up (console);
-    peer        QEMU microvm on the same kernel, initrd, command line and a
-                copy of the disk (virtio-blk, virtio-net user, balloon)
+  up_ms         `cove m start` -> the image's init says it is up (--up: a
+                console line), or a --ready command through `cove m run`
+                returns (systemd: is-system-running --wait)
+    peer        with --up, QEMU microvm on the same kernel, initrd, command
+                line and a copy of the disk (virtio-blk, virtio-net user,
+                balloon), to the same console line
   cold_run_ms   stopped machine: `cove m run -- echo` -> first output
   run_true_ms   running machine: `cove m run -- true`, whole command
   idle_rss_kib  the monitor's resident memory after IDLE seconds idle;
@@ -103,6 +106,7 @@ def main():
     ap.add_argument("--cove", required=True, help="cove, beside cove-vmm and guest/")
     ap.add_argument("--image", required=True, help="OCI layout DIR:TAG")
     ap.add_argument("--up", help="regex of the image init's 'up' line")
+    ap.add_argument("--ready", help="command in the machine that returns once it is up")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--memory", default="512M")
     ap.add_argument("--disk-size", default="2G")
@@ -111,8 +115,8 @@ def main():
     ap.add_argument("--create-only", action="store_true",
                     help="only create_ms and its peer (needs no /dev/kvm; run as root)")
     a = ap.parse_args()
-    if not a.create_only and not a.up:
-        ap.error("--up is needed to time the boot")
+    if not a.create_only and not (a.up or a.ready):
+        ap.error("--up or --ready is needed to time the boot")
 
     work = tempfile.mkdtemp(prefix="cove-bench-machine.")
     env = dict(os.environ, XDG_DATA_HOME=f"{work}/data", XDG_CONFIG_HOME=f"{work}/config",
@@ -143,7 +147,11 @@ def main():
 
             t0 = time.monotonic()
             sh(cove + ["m", "start", "b"], env)
-            r["up_ms"] = round(wait_file(f"{mdir}/console.log", a.up, t0))
+            if a.up:
+                r["up_ms"] = round(wait_file(f"{mdir}/console.log", a.up, t0))
+            else:
+                sh(cove + ["m", "run", "-n", "b", "--", "sh", "-c", a.ready], env)
+                r["up_ms"] = round((time.monotonic() - t0) * 1000)
             sh(cove + ["m", "stop", "b"], env)
             r["cold_run_ms"] = round(first_output_ms(cove + ["m", "run", "-n", "b", "--",
                                                             "echo", "x"], env))
@@ -159,28 +167,29 @@ def main():
             sh(cove + ["m", "rm", "-f", "b"], env)
             sh(cove + ["image", "rm", f"localhost/{os.path.basename(layout)}:{tag}"], env)
 
-            console = f"{work}/qemu.console"
-            if os.path.exists(console):
-                os.unlink(console)
-            t0 = time.monotonic()
-            q = subprocess.Popen(qemu_argv(vmm_argv, f"{work}/qemu.img", console),
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE)
-            try:
-                r["peer_up_ms"] = round(wait_file(console, a.up, t0, a.peer_timeout, q))
-                time.sleep(a.idle)
-                r["peer_idle_rss_kib"] = rss_kib(q.pid)
-            except RuntimeError as e:
-                # the peer's failure is a finding, not the end of the run
-                tail = open(console, errors="replace").read()[-3000:] \
-                    if os.path.exists(console) else ""
-                print(f"peer: {e}; console tail:\n{tail}", file=sys.stderr, flush=True)
-            finally:
-                q.kill()
-                _, err = q.communicate()
-                if q.returncode not in (0, -9):
-                    print(f"peer: qemu exited {q.returncode}: {err.decode()[-2000:]}",
-                          file=sys.stderr, flush=True)
+            if a.up:
+                console = f"{work}/qemu.console"
+                if os.path.exists(console):
+                    os.unlink(console)
+                t0 = time.monotonic()
+                q = subprocess.Popen(qemu_argv(vmm_argv, f"{work}/qemu.img", console),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+                try:
+                    r["peer_up_ms"] = round(wait_file(console, a.up, t0, a.peer_timeout, q))
+                    time.sleep(a.idle)
+                    r["peer_idle_rss_kib"] = rss_kib(q.pid)
+                except RuntimeError as e:
+                    # the peer's failure is a finding, not the end of the run
+                    tail = open(console, errors="replace").read()[-3000:] \
+                        if os.path.exists(console) else ""
+                    print(f"peer: {e}; console tail:\n{tail}", file=sys.stderr, flush=True)
+                finally:
+                    q.kill()
+                    _, err = q.communicate()
+                    if q.returncode not in (0, -9):
+                        print(f"peer: qemu exited {q.returncode}: {err.decode()[-2000:]}",
+                              file=sys.stderr, flush=True)
             print(json.dumps(r), flush=True)
             recs.append(r)
     finally:
