@@ -146,6 +146,7 @@ bench: all
 	bench/boot.sh
 	bench/net.sh
 	bench/fs.sh
+	bench/machine.sh
 
 shell: deps all
 	tests/shell.sh
