@@ -55,7 +55,9 @@ left=$(comm -23 <(echo "$all") <(echo "$done_"))
 echo "run.sh: the L1 died; again in a fresh L1: $(echo $left | sed 's/test_//g')" >&2
 rc=0
 TEST_FILTER="^($(echo $left | tr ' ' '|'))\$" tests/nested/run \
-	--timeout "${COVE_TEST_TIMEOUT:-3000}" -- tests/integration/suite.sh || rc=$?
+	--timeout "${COVE_TEST_TIMEOUT:-3000}" -- tests/integration/suite.sh |
+	tee -a "$out" || rc=${PIPESTATUS[0]}
+echo "in all, both L1s: $(grep -c '^ok ' "$out") passed, $(grep -c '^FAIL ' "$out") failed"
 if [ "$rc" != 0 ] || grep -q '^FAIL ' "$out"; then
 	exit 1
 fi
