@@ -83,10 +83,6 @@ static void ntoa(uint32_t a, char out[16])
 	inet_ntop(AF_INET, &a, out, 16);
 }
 
-/* The bridge's /24 (network order): cove0's own while it has an address;
- * else the store's .bridge unless the host routes it elsewhere now; else
- * the first /24 from 192.168.64.0 the host does not route. Kept in
- * .bridge, so it stays the same across reboots. */
 /* The /24 in the store's .bridge (network order), 0 when there is none. */
 static uint32_t stored_subnet(const char *path)
 {
@@ -109,6 +105,10 @@ static uint32_t stored_subnet(const char *path)
 	return net;
 }
 
+/* The bridge's /24 (network order): cove0's own while it has an address;
+ * else the store's .bridge unless the host routes it elsewhere now; else
+ * the first /24 from 192.168.64.0 the host does not route. Kept in
+ * .bridge, so it stays the same across reboots. */
 static int choose_subnet(int s, uint32_t *net, bool *addressed)
 {
 	char path[PATH_MAX], *routes = NULL, a[16], line[32];
@@ -399,6 +399,12 @@ int bridge_claim(struct machine *m)
 	return err;
 }
 
+/* m's name on the host: NAME.machine. */
+static void host_name(const struct machine *m, char out[MACHINE_NAME_MAX + 16])
+{
+	snprintf(out, MACHINE_NAME_MAX + 16, "%s.machine", m->name);
+}
+
 /* Set (addr) or drop (NULL) host's line in /etc/hosts (store lock held). */
 static int hosts_set(const char *host, const char *addr)
 {
@@ -484,7 +490,7 @@ int bridge_up(struct machine *m, struct machine_net *net)
 		pick_dns(net);
 		snprintf(net->mac, sizeof(net->mac), "02:%.2s:%.2s:%.2s:%.2s:%.2s", m->machine_id,
 			 m->machine_id + 2, m->machine_id + 4, m->machine_id + 6, m->machine_id + 8);
-		snprintf(host, sizeof(host), "%s.machine", m->name);
+		host_name(m, host);
 		if (hosts_set(host, net->addr)) {
 			fprintf(stderr, "cove: %s; %s does not resolve on this host\n",
 				cove_last_error(), host);
@@ -510,7 +516,7 @@ void bridge_down(const struct machine *m)
 	tap_delete(tap);
 	lock = machine_store_lock();
 	if (lock >= 0) {
-		snprintf(host, sizeof(host), "%s.machine", m->name);
+		host_name(m, host);
 		hosts_set(host, NULL);
 		machine_unlock(lock);
 	}
